@@ -1,0 +1,292 @@
+//! `simforge defects`: synthetic diagnostic samples (METHODS.md section 5). A good profile
+//! gets an injected defect (Inaccurate: a liked category stated as disliked; Incomplete: a
+//! liked category the case depends on deleted; Both), and the rule chooser run with the
+//! defective profile produces a discrepancy case that the good profile would have got right.
+
+use std::path::Path;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::chooser::RuleChooser;
+use crate::error::{DataError, Result};
+use crate::fsutil::write_json;
+use crate::parquet_io as pq;
+use crate::prep::read_truth;
+use crate::profile::Profile;
+use crate::profiles::{read_profiles, ProfileContext, ProfilesConfig};
+use crate::rng::Rng;
+use crate::scenes::{letter, render_history_line, render_item};
+use crate::tables::{Dataset, Interaction, Item};
+
+pub const DEFECTS_FILE: &str = "defects.parquet";
+
+/// The three diagnostic labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DefectKind {
+    /// The profile states something the user contradicts.
+    Inaccurate,
+    /// The profile lacks a preference that explains the choice.
+    Incomplete,
+    /// Both at once.
+    Both,
+}
+
+impl DefectKind {
+    pub const ALL: [DefectKind; 3] = [DefectKind::Inaccurate, DefectKind::Incomplete, DefectKind::Both];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DefectKind::Inaccurate => "inaccurate",
+            DefectKind::Incomplete => "incomplete",
+            DefectKind::Both => "both",
+        }
+    }
+}
+
+/// `simforge defects` options (a recipe's `[defects]`).
+#[derive(Debug, Clone, Serialize, Deserialize, clap::Args, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DefectsConfig {
+    /// Samples per class (the classes are kept balanced: fewer if the data allows fewer).
+    #[arg(long, default_value_t = 200)]
+    pub per_class: usize,
+    /// Candidate items shown in a case (≥ 2).
+    #[arg(long, default_value_t = 5)]
+    pub candidates: usize,
+    /// Share of users whose samples form the held-out evaluation split.
+    #[arg(long, default_value_t = 0.2)]
+    pub eval_frac: f64,
+    /// History items quoted in a case.
+    #[arg(long, default_value_t = 5)]
+    pub recent: usize,
+    /// Seed for every random choice.
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+impl Default for DefectsConfig {
+    fn default() -> Self {
+        Self { per_class: 200, candidates: 5, eval_frac: 0.2, recent: 5, seed: None }
+    }
+}
+
+/// One diagnostic sample.
+#[derive(Debug, Clone)]
+pub struct DefectSample {
+    pub user_id: u32,
+    pub split: &'static str,
+    pub label: DefectKind,
+    pub profile: String,
+    pub good_profile: String,
+    pub edit: String,
+    pub candidate_items: Vec<u32>,
+    pub candidates: Vec<String>,
+    pub simulated_choice: u32,
+    pub real_choice: u32,
+    pub history: String,
+    pub case: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DefectsStats {
+    pub per_class: usize,
+    pub train: usize,
+    pub eval: usize,
+    pub users: usize,
+    pub available: [usize; 3],
+}
+
+/// Applies a defect to a good profile; `None` when the profile has too few likes for it.
+fn inject(good: &Profile, kind: DefectKind, rng: &mut Rng) -> Option<(Profile, String, Vec<String>)> {
+    let mut p = good.clone();
+    let need = if kind == DefectKind::Both { 2 } else { 1 };
+    if p.likes.len() < need {
+        return None;
+    }
+    let first = p.likes.remove(rng.below(p.likes.len()));
+    Some(match kind {
+        DefectKind::Inaccurate => {
+            p.dislikes.push(first.clone());
+            (p, format!("flipped liked category {first:?} to disliked"), vec![first])
+        }
+        DefectKind::Incomplete => (p, format!("removed liked category {first:?}"), vec![first]),
+        DefectKind::Both => {
+            let second = p.likes.remove(rng.below(p.likes.len()));
+            p.dislikes.push(first.clone());
+            (p, format!("flipped liked category {first:?} to disliked; removed liked category {second:?}"), vec![first, second])
+        }
+    })
+}
+
+/// Looks for a case the defect breaks: a real item touching an edited category that the good
+/// profile picks and the defective profile does not.
+#[allow(clippy::too_many_arguments)]
+fn find_case(
+    rng: &mut Rng,
+    items: &[Item],
+    history: &[Interaction],
+    consumed: &[u32],
+    good: &RuleChooser,
+    bad: &RuleChooser,
+    edited: &[String],
+    config: &DefectsConfig,
+) -> Option<(usize, Vec<u32>, usize, usize)> {
+    let relevant: Vec<usize> = (0..history.len())
+        .filter(|&i| items[history[i].item_id as usize].categories.iter().any(|c| edited.contains(c)))
+        .collect();
+    if relevant.is_empty() {
+        return None;
+    }
+    for _ in 0..30 {
+        let at = relevant[rng.below(relevant.len())];
+        let real = history[at].item_id;
+        let mut candidates = vec![real];
+        while candidates.len() < config.candidates {
+            let c = rng.below(items.len()) as u32;
+            if consumed.binary_search(&c).is_err() && !candidates.contains(&c) {
+                candidates.push(c);
+            }
+        }
+        rng.shuffle(&mut candidates);
+        let real_pos = candidates.iter().position(|&c| c == real)?;
+        let shown: Vec<&Item> = candidates.iter().map(|&c| &items[c as usize]).collect();
+        let simulated = bad.choose(&shown);
+        if good.choose(&shown) == real_pos && simulated != real_pos {
+            return Some((at, candidates, simulated, real_pos));
+        }
+    }
+    None
+}
+
+pub fn defects(data_dir: &Path, profiles_dir: &Path, out: &Path, config: &DefectsConfig) -> Result<DefectsStats> {
+    if config.candidates < 2 || config.candidates > 26 {
+        return Err(DataError::config("defects", "--candidates must be between 2 and 26"));
+    }
+    let dataset = Dataset::load(data_dir)?;
+    if dataset.items.len() < config.candidates * 2 {
+        return Err(DataError::config("defects", "too few items for the requested number of candidates"));
+    }
+    let users: Vec<u32> = read_profiles(profiles_dir)?.into_iter().map(|r| r.user_id).collect();
+    let truth = read_truth(data_dir)?;
+    let context = ProfileContext::new(&dataset, ProfilesConfig::default());
+    let by_user = dataset.by_user();
+    let seed = config.seed.unwrap_or(0);
+    // Enough attempts per user and class to fill every class when users are few.
+    let rounds = config.per_class.div_ceil(users.len().max(1)).max(1) + 1;
+
+    let generated: Vec<Vec<DefectSample>> = users
+        .par_iter()
+        .map(|&u| {
+            let mut rng = Rng::stream(seed, "defects", u64::from(u));
+            let history = by_user.get(u as usize).copied().unwrap_or_default();
+            if history.len() < 2 {
+                return Vec::new();
+            }
+            let good = match truth.as_ref().and_then(|t| t.get(u as usize)) {
+                Some(p) => p.clone(),
+                None => context.build(&dataset.users[u as usize], history),
+            };
+            let mut consumed: Vec<u32> = history.iter().map(|x| x.item_id).collect();
+            consumed.sort_unstable();
+            let split = if Rng::stream(seed, "defect-split", u64::from(u)).f64() < config.eval_frac { "eval" } else { "train" };
+            let good_chooser = RuleChooser { likes: good.likes.clone(), dislikes: good.dislikes.clone() };
+            let mut out = Vec::new();
+            for _ in 0..rounds {
+                for kind in DefectKind::ALL {
+                    let Some((bad, edit, edited)) = inject(&good, kind, &mut rng) else { continue };
+                    let bad_chooser = RuleChooser { likes: bad.likes.clone(), dislikes: bad.dislikes.clone() };
+                    let Some((at, candidate_items, simulated, real)) =
+                        find_case(&mut rng, &dataset.items, history, &consumed, &good_chooser, &bad_chooser, &edited, config)
+                    else {
+                        continue;
+                    };
+                    let recent = &history[at.saturating_sub(config.recent)..at];
+                    let history_text =
+                        recent.iter().map(|x| render_history_line(&dataset.items[x.item_id as usize], x)).collect::<Vec<_>>().join("\n");
+                    let candidates: Vec<String> = candidate_items
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &c)| format!("[{}] {}", letter(i), render_item(&dataset.items[c as usize])))
+                        .collect();
+                    let profile = bad.render();
+                    let case = format!(
+                        "# User Profile\n{profile}\n\n## Recent History\n{}\n\n# Candidates\n{}\n\nSimulated choice: [{}]\nReal choice: [{}]",
+                        if history_text.is_empty() { "(none)" } else { &history_text },
+                        candidates.join("\n"),
+                        letter(simulated),
+                        letter(real)
+                    );
+                    out.push(DefectSample {
+                        user_id: u,
+                        split,
+                        label: kind,
+                        profile,
+                        good_profile: good.render(),
+                        edit,
+                        candidate_items,
+                        candidates,
+                        simulated_choice: simulated as u32,
+                        real_choice: real as u32,
+                        history: history_text,
+                        case,
+                    });
+                }
+            }
+            out
+        })
+        .collect();
+
+    let mut by_kind: [Vec<DefectSample>; 3] = Default::default();
+    for sample in generated.into_iter().flatten() {
+        by_kind[DefectKind::ALL.iter().position(|k| *k == sample.label).unwrap_or(0)].push(sample);
+    }
+    let available = [by_kind[0].len(), by_kind[1].len(), by_kind[2].len()];
+    let per_class = config.per_class.min(available.into_iter().min().unwrap_or(0));
+    if per_class == 0 {
+        return Err(DataError::config("defects", format!("no discrepancy case could be produced for some class (found {available:?})")));
+    }
+    if per_class < config.per_class {
+        tracing::warn!("only {per_class} samples per class could be produced (found {available:?})");
+    }
+    let mut rng = Rng::stream(seed, "defect-pick", 0);
+    let mut samples = Vec::with_capacity(per_class * 3);
+    for mut class in by_kind {
+        rng.shuffle(&mut class);
+        class.truncate(per_class);
+        samples.extend(class);
+    }
+    samples.sort_by_key(|s| (s.split != "train", s.user_id));
+    write_defects(&out.join(DEFECTS_FILE), &samples)?;
+    let stats = DefectsStats {
+        per_class,
+        train: samples.iter().filter(|s| s.split == "train").count(),
+        eval: samples.iter().filter(|s| s.split == "eval").count(),
+        users: users.len(),
+        available,
+    };
+    write_json(&out.join("defects.json"), &stats)?;
+    Ok(stats)
+}
+
+fn write_defects(path: &Path, samples: &[DefectSample]) -> Result<()> {
+    pq::write(
+        path,
+        vec![
+            ("sample_id", pq::u32_col(0..samples.len() as u32)),
+            ("user_id", pq::u32_col(samples.iter().map(|s| s.user_id))),
+            ("split", pq::str_col(samples.iter().map(|s| s.split))),
+            ("label", pq::str_col(samples.iter().map(|s| s.label.name()))),
+            ("profile", pq::str_col(samples.iter().map(|s| &s.profile))),
+            ("good_profile", pq::str_col(samples.iter().map(|s| &s.good_profile))),
+            ("edit", pq::str_col(samples.iter().map(|s| &s.edit))),
+            ("candidate_items", pq::u32_list_col(samples.iter().map(|s| s.candidate_items.as_slice()))),
+            ("candidates", pq::str_list_col(samples.iter().map(|s| s.candidates.as_slice()))),
+            ("simulated_choice", pq::u32_col(samples.iter().map(|s| s.simulated_choice))),
+            ("real_choice", pq::u32_col(samples.iter().map(|s| s.real_choice))),
+            ("history", pq::str_col(samples.iter().map(|s| &s.history))),
+            ("case", pq::str_col(samples.iter().map(|s| &s.case))),
+        ],
+    )
+}

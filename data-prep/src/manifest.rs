@@ -1,0 +1,127 @@
+//! Stage manifests: each stage of a run writes into its own folder with a `manifest.json`
+//! (inputs and outputs with sha256, resolved config, code version, timings, outcome). A stage
+//! whose manifest still matches is skipped, so a killed run resumes where it stopped.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{DataError, Result};
+use crate::fsutil::{read_json, sha256_file, write_json};
+
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FileDigest {
+    pub path: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub stage: String,
+    pub config: serde_json::Value,
+    pub inputs: Vec<FileDigest>,
+    pub outputs: Vec<FileDigest>,
+    pub code_version: String,
+    pub started_unix: u64,
+    pub seconds: f64,
+    pub outcome: String,
+}
+
+/// Whether a stage ran or was found complete.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StageOutcome {
+    Skipped,
+    Ran { seconds: f64 },
+}
+
+/// Every file under `paths` (files, or folders walked recursively) with its sha256, sorted by
+/// path; manifests themselves are left out.
+pub fn digest(paths: &[PathBuf]) -> Result<Vec<FileDigest>> {
+    let mut files = Vec::new();
+    for p in paths {
+        collect(p, &mut files)?;
+    }
+    files.sort();
+    files
+        .into_iter()
+        .map(|f| Ok(FileDigest { sha256: sha256_file(&f)?, path: f.display().to_string() }))
+        .collect()
+}
+
+fn collect(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    if path.is_dir() {
+        for entry in fs::read_dir(path).map_err(|e| DataError::io(path, e))? {
+            let entry = entry.map_err(|e| DataError::io(path, e))?;
+            collect(&entry.path(), out)?;
+        }
+    } else if path.is_file() {
+        if path.file_name().is_some_and(|n| n != MANIFEST_FILE) {
+            out.push(path.to_path_buf());
+        }
+    } else {
+        return Err(DataError::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "stage input is missing")));
+    }
+    Ok(())
+}
+
+/// Outputs are recorded relative to the stage folder so a finished stage can be moved.
+fn digest_outputs(dir: &Path) -> Result<Vec<FileDigest>> {
+    Ok(digest(&[dir.to_path_buf()])?
+        .into_iter()
+        .map(|mut d| {
+            d.path = Path::new(&d.path).strip_prefix(dir).map(|p| p.display().to_string()).unwrap_or(d.path);
+            d
+        })
+        .collect())
+}
+
+/// Runs `work` into a fresh temporary folder and moves it to `stage_dir` with its manifest,
+/// unless `stage_dir` already holds a complete run of the same config on the same inputs.
+pub fn run_stage(
+    stage_dir: &Path,
+    stage: &str,
+    config: &impl Serialize,
+    inputs: &[PathBuf],
+    code_version: &str,
+    work: impl FnOnce(&Path) -> Result<()>,
+) -> Result<StageOutcome> {
+    let config = serde_json::to_value(config).map_err(|e| DataError::config(stage, e.to_string()))?;
+    let inputs = digest(inputs)?;
+    let manifest_path = stage_dir.join(MANIFEST_FILE);
+    if manifest_path.is_file() {
+        if let Ok(old) = read_json::<Manifest>(&manifest_path) {
+            if old.outcome == "complete" && old.config == config && old.inputs == inputs && digest_outputs(stage_dir)? == old.outputs {
+                return Ok(StageOutcome::Skipped);
+            }
+        }
+    }
+    let partial = stage_dir.with_extension("partial");
+    if partial.exists() {
+        fs::remove_dir_all(&partial).map_err(|e| DataError::io(&partial, e))?;
+    }
+    fs::create_dir_all(&partial).map_err(|e| DataError::io(&partial, e))?;
+    let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let clock = Instant::now();
+    work(&partial)?;
+    let seconds = clock.elapsed().as_secs_f64();
+    let manifest = Manifest {
+        stage: stage.into(),
+        config,
+        inputs,
+        outputs: digest_outputs(&partial)?,
+        code_version: code_version.into(),
+        started_unix,
+        seconds,
+        outcome: "complete".into(),
+    };
+    write_json(&partial.join(MANIFEST_FILE), &manifest)?;
+    if stage_dir.exists() {
+        fs::remove_dir_all(stage_dir).map_err(|e| DataError::io(stage_dir, e))?;
+    }
+    fs::rename(&partial, stage_dir).map_err(|e| DataError::io(stage_dir, e))?;
+    Ok(StageOutcome::Ran { seconds })
+}

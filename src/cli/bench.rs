@@ -1,0 +1,132 @@
+//! `simforge bench`: benchmarks that write JSON. Each measured step runs as a child process of
+//! this binary so its wall time and peak memory are its own.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use simforge_data::sources::synthetic::{self, WorldConfig};
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Data-prep at MovieLens-1M size: synthetic ratings written as ML-1M `.dat` files, then
+    /// `prep` and `scenes`, each timed with its peak memory.
+    #[command(after_help = "Example:\n  simforge bench data --out bench-data.json")]
+    Data(DataBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DataBenchArgs {
+    #[arg(long, default_value_t = 6_040)]
+    pub users: usize,
+    #[arg(long, default_value_t = 3_706)]
+    pub items: usize,
+    #[arg(long, default_value_t = 1_000_209)]
+    pub interactions: u64,
+    /// Scenes to build (a tenth of them evaluation scenes).
+    #[arg(long, default_value_t = 100_000)]
+    pub scenes: usize,
+    /// JSON results file.
+    #[arg(long, default_value = "bench-data.json")]
+    pub out: PathBuf,
+    /// Scratch folder (default: a folder under the system's temporary directory, removed after).
+    #[arg(long)]
+    pub workdir: Option<PathBuf>,
+    /// Also time the pandas baseline (`benches/prep_pandas.py`; needs python3 with pandas and
+    /// pyarrow) on the same files, and report simforge's speed-up over it.
+    #[arg(long)]
+    pub python_baseline: bool,
+}
+
+pub fn bench(command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Data(args) => data(args),
+    }
+}
+
+/// Peak resident memory of this process (VmHWM), in KiB, where /proc has it.
+pub fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+struct Measured {
+    seconds: f64,
+    peak_mb: Option<f64>,
+    stdout: serde_json::Value,
+}
+
+fn measure(workdir: &Path, label: &str, args: &[&str]) -> anyhow::Result<Measured> {
+    let report = workdir.join(format!("{label}.peak"));
+    let exe = std::env::current_exe()?;
+    let clock = Instant::now();
+    let output = Command::new(exe).args(args).arg("--peak-memory-report").arg(&report).output()?;
+    let seconds = clock.elapsed().as_secs_f64();
+    if !output.status.success() {
+        bail!("{label} failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let peak_mb = std::fs::read_to_string(&report).ok().and_then(|s| s.trim().parse::<f64>().ok()).map(|kb| kb / 1024.0);
+    let stdout = serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null);
+    Ok(Measured { seconds, peak_mb, stdout })
+}
+
+fn data(args: DataBenchArgs) -> anyhow::Result<()> {
+    let (workdir, remove) = match &args.workdir {
+        Some(w) => (w.clone(), false),
+        None => (std::env::temp_dir().join(format!("simforge-bench-{}", std::process::id())), true),
+    };
+    std::fs::create_dir_all(&workdir).with_context(|| format!("creating {}", workdir.display()))?;
+    let world = WorldConfig { users: args.users, items: args.items, interactions: Some(args.interactions), ..WorldConfig::default() };
+    tracing::info!("generating {} interactions over {} users and {} items", args.interactions, args.users, args.items);
+    let clock = Instant::now();
+    let (source, _) = synthetic::generate(&world, 0)?;
+    let raw = workdir.join("ml-1m-synthetic");
+    synthetic::write_movielens_dat(&source, &raw)?;
+    let generate_seconds = clock.elapsed().as_secs_f64();
+    drop(source);
+
+    let path = |p: &Path| p.display().to_string();
+    let tables = workdir.join("tables");
+    tracing::info!("timing prep");
+    let prep = measure(&workdir, "prep", &["prep", "--format", "movielens", "--input", &path(&raw), "--out", &path(&tables)])?;
+    let eval = (args.scenes / 10).to_string();
+    let train = (args.scenes - args.scenes / 10).to_string();
+    let eval_per_user = (args.scenes / 10).div_ceil(args.users).max(1).to_string();
+    tracing::info!("timing scenes");
+    let scenes = measure(
+        &workdir,
+        "scenes",
+        &["scenes", "--data", &path(&tables), "--out", &path(&workdir.join("scenes")), "--train", &train, "--eval", &eval, "--eval-per-user", &eval_per_user],
+    )?;
+    let baseline = if args.python_baseline {
+        tracing::info!("timing the pandas baseline");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/prep_pandas.py");
+        let clock = Instant::now();
+        let output = Command::new("python3").arg(&script).arg(&raw).arg(workdir.join("pandas")).output()?;
+        if !output.status.success() {
+            bail!("pandas baseline failed: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        let seconds = clock.elapsed().as_secs_f64();
+        serde_json::json!({ "tool": "pandas read_csv(sep='::') + pyarrow", "seconds": seconds, "speedup_of_simforge": seconds / prep.seconds })
+    } else {
+        serde_json::Value::Null
+    };
+    let result = serde_json::json!({
+        "benchmark": "data",
+        "machine": { "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1), "os": std::env::consts::OS, "arch": std::env::consts::ARCH },
+        "unix_time": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        "size": { "users": args.users, "items": args.items, "interactions": args.interactions, "scenes": args.scenes },
+        "generate_seconds": generate_seconds,
+        "prep": { "seconds": prep.seconds, "peak_mb": prep.peak_mb, "target_seconds": 5.0, "stats": prep.stdout, "baseline": baseline },
+        "scenes": { "seconds": scenes.seconds, "peak_mb": scenes.peak_mb, "target_seconds": 10.0, "stats": scenes.stdout },
+        "target_peak_mb": 1024.0,
+    });
+    simforge_data::fsutil::write_json(&args.out, &result)?;
+    if remove {
+        let _ = std::fs::remove_dir_all(&workdir);
+    }
+    super::print_json(&result)
+}

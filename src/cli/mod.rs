@@ -1,0 +1,76 @@
+//! Command-line definitions, one file per command group.
+
+pub mod bench;
+pub mod data;
+pub mod run;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+const EXAMPLES: &str = "\
+Examples:
+  simforge run recipes/quickstart.toml              # the embedded default: synthetic world → scenes, profiles, defects
+  simforge prep --input ../shared/datasets/ml-100k --out data/ml-100k
+  simforge scenes --data data/ml-100k --out data/ml-100k-scenes --train 5000 --eval 500
+  simforge data fetch ml-1m --out downloads
+";
+
+/// simforge: train and distil LLM-based user simulators for recommender systems.
+#[derive(Debug, Parser)]
+#[command(name = "simforge", version, about, after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Write this process's peak resident memory (KiB) to FILE on exit (used by benchmarks).
+    #[arg(long, global = true, hide = true, value_name = "FILE")]
+    pub peak_memory_report: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the stages a recipe names, in order, resuming a stopped run.
+    Run(run::RunArgs),
+    /// Read a dataset into the canonical tables (users, items, interactions, stats.json).
+    Prep(data::PrepArgs),
+    /// Build UserMirrorer simulation scenes from prepared tables.
+    Scenes(data::ScenesArgs),
+    /// Split each user's history into D_ini, D_opt and test (DGDPO).
+    Split(data::SplitArgs),
+    /// Build a statistical profile per user from D_ini.
+    Profiles(data::ProfilesArgs),
+    /// Make defect-injected diagnostic samples.
+    Defects(data::DefectsArgs),
+    /// Write the domain-adaptive pre-training corpus.
+    Corpus(data::CorpusArgs),
+    /// Dataset downloads.
+    Data {
+        #[command(subcommand)]
+        command: data::DataCommand,
+    },
+    /// Benchmarks that write JSON results.
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
+}
+
+pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Prep(args) => data::prep(args),
+        Command::Scenes(args) => data::scenes(args),
+        Command::Split(args) => data::split(args),
+        Command::Profiles(args) => data::profiles(args),
+        Command::Defects(args) => data::defects(args),
+        Command::Corpus(args) => data::corpus(args),
+        Command::Data { command } => data::data(command),
+        Command::Bench { command } => bench::bench(command),
+    }
+}
+
+/// Prints a command's result as pretty JSON on stdout.
+pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}

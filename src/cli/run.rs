@@ -1,0 +1,84 @@
+//! `simforge run RECIPE`: the stages of a recipe, in order, each in its own folder with a
+//! manifest; a stage whose manifest still matches is skipped.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use simforge_data::manifest::{run_stage, StageOutcome};
+use simforge_data::{corpus, defects, prep, profiles, scenes, split};
+
+use crate::recipe::Recipe;
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  simforge run recipes/quickstart.toml\n  simforge run recipes/quickstart.toml --out /tmp/runs")]
+pub struct RunArgs {
+    /// Recipe TOML file.
+    pub recipe: PathBuf,
+    /// Root folder for runs (overrides the recipe's run.out; default `checkpoints`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    let plan = Recipe::load(&args.recipe)?.plan(&args.recipe, args.out.as_deref())?;
+    let dir = &plan.run_dir;
+    let r = &plan.recipe;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    tracing::info!("run {} into {}", plan.name, dir.display());
+    let data = dir.join("prep");
+    let mut summary = serde_json::Map::new();
+    let mut record = |stage: &str, outcome: StageOutcome| {
+        match outcome {
+            StageOutcome::Skipped => tracing::info!("{stage}: complete already, skipped"),
+            StageOutcome::Ran { seconds } => tracing::info!("{stage}: done in {seconds:.1}s"),
+        }
+        let value = match outcome {
+            StageOutcome::Skipped => serde_json::json!("skipped"),
+            StageOutcome::Ran { seconds } => serde_json::json!({ "seconds": seconds }),
+        };
+        summary.insert(stage.to_owned(), value);
+    };
+
+    if let Some(config) = &r.prep {
+        let inputs: Vec<PathBuf> = config.input.iter().cloned().collect();
+        let outcome = run_stage(&data, "prep", config, &inputs, VERSION, |out| prep::prep(config, out).map(drop))?;
+        record("prep", outcome);
+    }
+    let stage = |name: &str| dir.join(name);
+    let inputs = |dirs: &[&Path]| dirs.iter().map(|d| d.to_path_buf()).collect::<Vec<_>>();
+    if let Some(config) = &r.scenes {
+        let outcome = run_stage(&stage("scenes"), "scenes", config, &inputs(&[&data]), VERSION, |out| {
+            scenes::scenes(&data, out, config).map(drop)
+        })?;
+        record("scenes", outcome);
+    }
+    if let Some(config) = &r.split {
+        let outcome =
+            run_stage(&stage("split"), "split", config, &inputs(&[&data]), VERSION, |out| split::split(&data, out, config).map(drop))?;
+        record("split", outcome);
+    }
+    if let Some(config) = &r.profiles {
+        let split_dir = stage("split");
+        let outcome = run_stage(&stage("profiles"), "profiles", config, &inputs(&[&data, &split_dir]), VERSION, |out| {
+            profiles::profiles(&data, &split_dir, out, config).map(drop)
+        })?;
+        record("profiles", outcome);
+    }
+    if let Some(config) = &r.defects {
+        let profiles_dir = stage("profiles");
+        let outcome = run_stage(&stage("defects"), "defects", config, &inputs(&[&data, &profiles_dir]), VERSION, |out| {
+            defects::defects(&data, &profiles_dir, out, config).map(drop)
+        })?;
+        record("defects", outcome);
+    }
+    if let Some(config) = &r.corpus {
+        let outcome = run_stage(&stage("corpus"), "corpus", config, &inputs(&[&data]), VERSION, |out| {
+            corpus::corpus(&data, out, config).map(drop)
+        })?;
+        record("corpus", outcome);
+    }
+    super::print_json(&serde_json::json!({ "run": plan.name, "dir": dir, "stages": summary }))
+}

@@ -1,0 +1,304 @@
+//! End-to-end tests: the `simforge` binary on the shared real datasets, the embedded recipe
+//! (with resume), a real HTTP server for `data fetch`, and bad input.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use simforge_data::parquet_io::Table;
+
+fn simforge(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_simforge")).args(args).env("SIMFORGE_LOG", "warn").output().expect("run simforge")
+}
+
+fn ok_json(args: &[&str]) -> Value {
+    let out = simforge(args);
+    assert!(out.status.success(), "simforge {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+}
+
+fn shared(dataset: &str) -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets").join(dataset);
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!("SKIP: {} is absent (the shared datasets are not beside this checkout)", path.display());
+        None
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+#[test]
+fn shared_datasets_prepare_to_the_documented_counts() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let cases: [(&str, &[&str], [u64; 3]); 3] = [
+        ("ml-100k", &[], [943, 1_682, 100_000]),
+        ("amazon-games-sasrec/Video.txt", &["--format", "sasrec"], [31_013, 23_715, 287_107]),
+        // ratings.dat has 43,745 line breaks plus a final line without one: 43,746 ratings.
+        ("ml-1m-sample", &["--format", "movielens"], [301, 3_012, 43_746]),
+    ];
+    for (name, extra, [users, items, interactions]) in cases {
+        let Some(input) = shared(name) else { return };
+        let dir = out.path().join(name.replace('/', "_"));
+        let mut args = vec!["prep", "--input", s(&input), "--out", s(&dir)];
+        args.extend_from_slice(extra);
+        let stats = ok_json(&args);
+        assert_eq!(stats["users"], users, "{name}");
+        assert_eq!(stats["items"], items, "{name}");
+        assert_eq!(stats["interactions"], interactions, "{name}");
+        assert!(stats["source_sha256"].as_object().is_some_and(|m| !m.is_empty()));
+        let table = Table::read(&dir.join("interactions.parquet")).expect("interactions");
+        assert_eq!(table.rows() as u64, interactions);
+    }
+    let stats: Value = serde_json::from_str(&std::fs::read_to_string(out.path().join("ml-1m-sample/stats.json")).expect("stats")).expect("json");
+    assert_eq!(stats["catalog_items"], 3_883);
+    assert_eq!(stats["format"], "movielens");
+}
+
+#[test]
+fn amazon_sample_fails_on_line_634_unless_skipping() {
+    let Some(input) = shared("amazon-movies-tv-2018-sample") else { return };
+    let out = tempfile::tempdir().expect("tempdir");
+    let failed = simforge(&["prep", "--input", s(&input), "--out", s(out.path())]);
+    assert_eq!(failed.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(stderr.contains("Movies_and_TV_5.json:634"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let stats = ok_json(&["prep", "--input", s(&input), "--out", s(out.path()), "--skip-invalid"]);
+    assert_eq!((stats["interactions"].as_u64(), stats["skipped_lines"].as_u64()), (Some(633), Some(1)));
+    assert_eq!((stats["users"].as_u64(), stats["items"].as_u64()), (Some(626), Some(67)));
+}
+
+#[test]
+fn ml100k_scenes_split_profiles_defects() {
+    let Some(input) = shared("ml-100k") else { return };
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = |n: &str| root.path().join(n);
+    ok_json(&["prep", "--input", s(&input), "--out", s(&dir("data"))]);
+    let stats = ok_json(&["scenes", "--data", s(&dir("data")), "--out", s(&dir("scenes")), "--train", "3000", "--eval", "500"]);
+    assert_eq!((stats["train"].as_u64(), stats["eval"].as_u64()), (Some(3000), Some(500)));
+    let scenes = Table::read(&dir("scenes").join("scenes.parquet")).expect("scenes");
+    let prompts = scenes.strings("prompt").expect("prompt");
+    assert!(prompts[0].contains("| rated "), "ML-100K histories carry ratings: {}", prompts[0]);
+    let split = ok_json(&["split", "--data", s(&dir("data")), "--alpha", "0.6", "--test-frac", "0.2", "--out", s(&dir("split"))]);
+    assert_eq!(split["users"], 943, "every ML-100K user has at least 20 ratings");
+    ok_json(&["profiles", "--data", s(&dir("data")), "--split", s(&dir("split")), "--out", s(&dir("profiles"))]);
+    let defects = ok_json(&["defects", "--data", s(&dir("data")), "--profiles", s(&dir("profiles")), "--out", s(&dir("defects")), "--per-class", "150"]);
+    assert_eq!(defects["per_class"], 150);
+    check_defects(&dir("defects").join("defects.parquet"), 150);
+}
+
+/// Balanced classes, users in one split only, and every case a real discrepancy.
+fn check_defects(path: &Path, per_class: usize) {
+    let t = Table::read(path).expect("defects");
+    let labels = t.strings("label").expect("label");
+    for kind in ["inaccurate", "incomplete", "both"] {
+        assert_eq!(labels.iter().filter(|l| *l == kind).count(), per_class, "{kind}");
+    }
+    let (users, splits) = (t.u32s("user_id").expect("user"), t.strings("split").expect("split"));
+    let mut split_of = std::collections::HashMap::new();
+    for (u, sp) in users.iter().zip(&splits) {
+        assert_eq!(split_of.entry(*u).or_insert(sp.clone()), sp, "user {u} in both splits");
+    }
+    assert!(splits.iter().any(|s| s == "eval") && splits.iter().any(|s| s == "train"));
+    let (sim, real) = (t.u32s("simulated_choice").expect("sim"), t.u32s("real_choice").expect("real"));
+    assert!(sim.iter().zip(&real).all(|(a, b)| a != b));
+    let (profiles, good) = (t.strings("profile").expect("profile"), t.strings("good_profile").expect("good"));
+    assert!(profiles.iter().zip(&good).all(|(p, g)| p != g));
+}
+
+fn tree_digest(dir: &Path) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if !path.ends_with("manifest.json") {
+                let rel = path.strip_prefix(dir).expect("prefix").display().to_string();
+                files.push((rel, simforge_data::fsutil::sha256_file(&path).expect("sha")));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn quickstart_runs_resumes_and_is_deterministic() {
+    let recipe = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/quickstart.toml");
+    let a = tempfile::tempdir().expect("tempdir");
+    let first = ok_json(&["run", s(&recipe), "--out", s(a.path())]);
+    for stage in ["prep", "scenes", "split", "profiles", "defects", "corpus"] {
+        assert!(first["stages"][stage]["seconds"].is_number(), "{stage} should have run: {first}");
+        let manifest: Value = serde_json::from_str(
+            &std::fs::read_to_string(a.path().join("quickstart").join(stage).join("manifest.json")).expect("manifest"),
+        )
+        .expect("json");
+        assert_eq!(manifest["outcome"], "complete");
+        assert!(manifest["outputs"].as_array().is_some_and(|o| !o.is_empty()));
+    }
+    let run = a.path().join("quickstart");
+    assert!(run.join("prep/truth.parquet").is_file(), "the synthetic world writes its ground truth");
+    check_defects(&run.join("defects/defects.parquet"), 200);
+    let before = tree_digest(&run);
+
+    // A second run finds every stage complete.
+    let again = ok_json(&["run", s(&recipe), "--out", s(a.path())]);
+    assert!(again["stages"].as_object().expect("stages").values().all(|v| v == "skipped"), "{again}");
+
+    // A run killed inside `defects` leaves a partial folder and no finished stage: the next
+    // run redoes only that stage and ends with the same files.
+    std::fs::remove_dir_all(run.join("defects")).expect("remove");
+    std::fs::create_dir_all(run.join("defects.partial")).expect("partial");
+    std::fs::write(run.join("defects.partial/defects.parquet"), b"half a file").expect("junk");
+    let resumed = ok_json(&["run", s(&recipe), "--out", s(a.path())]);
+    assert_eq!(resumed["stages"]["prep"], "skipped");
+    assert!(resumed["stages"]["defects"]["seconds"].is_number());
+    assert!(!run.join("defects.partial").exists());
+    assert_eq!(tree_digest(&run), before);
+
+    // A corrupted output is detected and its stage redone.
+    std::fs::write(run.join("scenes/scenes.parquet"), b"corrupt").expect("corrupt");
+    let repaired = ok_json(&["run", s(&recipe), "--out", s(a.path())]);
+    assert!(repaired["stages"]["scenes"]["seconds"].is_number());
+    assert_eq!(tree_digest(&run), before);
+
+    // Same recipe and seed elsewhere: the same bytes.
+    let b = tempfile::tempdir().expect("tempdir");
+    ok_json(&["run", s(&recipe), "--out", s(b.path())]);
+    assert_eq!(tree_digest(&b.path().join("quickstart")), before);
+}
+
+#[test]
+fn parquet_files_open_in_pyarrow_with_documented_columns() {
+    let has_pyarrow = Command::new("python3").args(["-c", "import pyarrow"]).status().is_ok_and(|s| s.success());
+    if !has_pyarrow {
+        assert!(std::env::var_os("SIMFORGE_REQUIRE_PYARROW").is_none(), "SIMFORGE_REQUIRE_PYARROW is set but pyarrow is missing");
+        eprintln!("SKIP: pyarrow is not installed (CI installs it and sets SIMFORGE_REQUIRE_PYARROW)");
+        return;
+    }
+    let recipe = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/quickstart.toml");
+    let out = tempfile::tempdir().expect("tempdir");
+    ok_json(&["run", s(&recipe), "--out", s(out.path())]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/check_parquet.py");
+    let result = Command::new("python3").arg(script).arg(out.path().join("quickstart")).output().expect("python3");
+    assert!(result.status.success(), "{}{}", String::from_utf8_lossy(&result.stdout), String::from_utf8_lossy(&result.stderr));
+}
+
+/// A one-file HTTP/1.1 server on 127.0.0.1 that honours `Range` and, on its first response,
+/// sends only half the body before closing (a broken download).
+fn serve(body: Vec<u8>, requests: usize) -> (String, std::thread::JoinHandle<Vec<String>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/ml-100k.zip", listener.local_addr().expect("addr"));
+    let handle = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for (n, stream) in listener.incoming().take(requests).enumerate() {
+            let mut stream = stream.expect("accept");
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut range_start = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).expect("read") == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("range: bytes=") {
+                    range_start = v.trim().trim_end_matches('-').parse().expect("range");
+                    seen.push(format!("range {range_start}"));
+                }
+            }
+            let rest = &body[range_start..];
+            let status = if range_start > 0 { "206 Partial Content" } else { "200 OK" };
+            let head = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", rest.len());
+            stream.write_all(head.as_bytes()).expect("head");
+            let sent = if n == 0 { &rest[..rest.len() / 2] } else { rest };
+            let _ = stream.write_all(sent);
+            let _ = stream.flush();
+            let mut drain = [0u8; 1];
+            let _ = stream.set_read_timeout(Some(std::time::Duration::from_millis(10)));
+            let _ = stream.read(&mut drain);
+        }
+        seen
+    });
+    (url, handle)
+}
+
+fn small_zip() -> Vec<u8> {
+    let mut cursor = std::io::Cursor::new(Vec::new());
+    let mut zip = zip::ZipWriter::new(&mut cursor);
+    let options = zip::write::SimpleFileOptions::default();
+    zip.add_directory("ml-100k/", options).expect("dir");
+    zip.start_file("ml-100k/u.data", options).expect("file");
+    let data: String = (0..4000).map(|i| format!("{}\t{}\t{}\t{}\n", 1 + i % 40, 1 + i % 97, 1 + i % 5, 881250949 + i)).collect();
+    zip.write_all(data.as_bytes()).expect("write");
+    zip.finish().expect("finish");
+    cursor.into_inner()
+}
+
+#[test]
+fn data_fetch_resumes_verifies_and_unpacks() {
+    let archive = small_zip();
+    let sha = simforge_data::fsutil::sha256_bytes(&archive);
+    let (url, server) = serve(archive.clone(), 2);
+    let out = tempfile::tempdir().expect("tempdir");
+    let first = simforge(&["data", "fetch", "ml-100k", "--out", s(out.path()), "--url", &url, "--sha256", &sha]);
+    assert!(!first.status.success(), "a truncated transfer must fail");
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(stderr.contains("run again to resume"), "{stderr}");
+    let report = ok_json(&["data", "fetch", "ml-100k", "--out", s(out.path()), "--url", &url, "--sha256", &sha]);
+    assert_eq!(report["verified"], true);
+    assert_eq!(report["sha256"], sha.as_str());
+    assert!(report["resumed_from"].as_u64().is_some_and(|r| r > 0 && (r as usize) < archive.len()), "{report}");
+    assert_eq!(server.join().expect("server"), vec![format!("range {}", report["resumed_from"])]);
+    let extracted = PathBuf::from(report["extracted"].as_str().expect("extracted"));
+    assert!(extracted.join("u.data").is_file());
+    let stats = ok_json(&["prep", "--input", s(&extracted), "--out", s(&out.path().join("data"))]);
+    assert_eq!(stats["interactions"], 4000);
+
+    // A local archive with the wrong checksum is refused.
+    let local = out.path().join("mine.zip");
+    std::fs::write(&local, &archive).expect("write");
+    let bad = simforge(&["data", "fetch", "ml-100k", "--out", s(&out.path().join("x")), "--from-file", s(&local), "--sha256", &"0".repeat(64)]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("sha256 mismatch"));
+}
+
+#[test]
+fn bad_input_gets_a_message_not_a_panic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["prep".into(), "--input".into(), s(&dir.path().join("nope")).into(), "--out".into(), s(dir.path()).into()], "nope"),
+        (vec!["prep".into(), "--out".into(), s(dir.path()).into()], "--input"),
+        (vec!["scenes".into(), "--data".into(), s(dir.path()).into(), "--out".into(), s(&dir.path().join("o")).into()], "stats.json"),
+        (vec!["data".into(), "fetch".into(), "ml-7z".into(), "--out".into(), s(dir.path()).into()], "unknown dataset"),
+        (vec!["run".into(), s(&dir.path().join("missing.toml")).into()], "missing.toml"),
+    ];
+    for (args, needle) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = simforge(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle) && !stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    let recipe = dir.path().join("typo.toml");
+    std::fs::write(&recipe, "[run]\nname = \"t\"\n[prep]\nformat = \"synthetic\"\n[scenes]\ntrian = 3\n").expect("write");
+    let out = simforge(&["run", s(&recipe)]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("trian"));
+}
+
+#[test]
+fn help_lists_commands_with_examples() {
+    let out = simforge(&["--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for word in ["run", "prep", "scenes", "split", "profiles", "defects", "corpus", "data", "Examples:"] {
+        assert!(text.contains(word), "--help lacks {word}:\n{text}");
+    }
+    let prep_help = String::from_utf8_lossy(&simforge(&["prep", "--help"]).stdout).into_owned();
+    assert!(prep_help.contains("--skip-invalid") && prep_help.contains("Examples:"), "{prep_help}");
+}
