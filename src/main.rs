@@ -28,8 +28,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
-            for cause in e.chain().skip(1) {
+            let top = e.to_string();
+            eprintln!("error: {top}");
+            // Library errors already quote their cause; print only what the message lacks.
+            for cause in e.chain().skip(1).map(|c| c.to_string()).filter(|c| !top.contains(c.as_str())) {
                 eprintln!("  caused by: {cause}");
             }
             ExitCode::FAILURE

@@ -302,3 +302,24 @@ fn help_lists_commands_with_examples() {
     let prep_help = String::from_utf8_lossy(&simforge(&["prep", "--help"]).stdout).into_owned();
     assert!(prep_help.contains("--skip-invalid") && prep_help.contains("Examples:"), "{prep_help}");
 }
+
+#[test]
+fn lm_logits_prints_only_the_json_object() {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("trainer/tests/fixtures/qwen3-tied");
+    let out = simforge(&["lm", "logits", "--model", s(&model), "--ids", "1 2 3 4 5 6 7", "--ids", "9 8 7"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let json: Value = serde_json::from_str(text.trim()).expect("stdout is exactly one JSON object");
+    let reference: Value = serde_json::from_str(&std::fs::read_to_string(model.join("reference.json")).expect("reference")).expect("json");
+    let logits = json["logits"].as_array().expect("logits");
+    assert_eq!(logits.len(), 2);
+    for (row, want) in logits.iter().zip(reference["last_logits"].as_array().expect("reference logits")) {
+        let (row, want) = (row.as_array().expect("row"), want.as_array().expect("row"));
+        assert_eq!(row.len(), 64);
+        let d = row.iter().zip(want).map(|(a, b)| (a.as_f64().expect("f") - b.as_f64().expect("f")).abs()).fold(0.0, f64::max);
+        assert!(d < 1e-4, "logits differ from transformers by {d}");
+    }
+    let bad = simforge(&["lm", "logits", "--model", s(&model), "--ids", "1 x"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a token id"));
+}

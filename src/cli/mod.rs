@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod data;
+pub mod lm;
 pub mod run;
 
 use std::path::PathBuf;
@@ -48,6 +49,11 @@ pub enum Command {
         #[command(subcommand)]
         command: data::DataCommand,
     },
+    /// Language-model inference on Hugging Face Qwen3 checkpoints.
+    Lm {
+        #[command(subcommand)]
+        command: lm::LmCommand,
+    },
     /// Benchmarks that write JSON results.
     Bench {
         #[command(subcommand)]
@@ -65,6 +71,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Defects(args) => data::defects(args),
         Command::Corpus(args) => data::corpus(args),
         Command::Data { command } => data::data(command),
+        Command::Lm { command } => lm::lm(command),
         Command::Bench { command } => bench::bench(command),
     }
 }

@@ -1,1 +1,11 @@
-//! simforge-trainer: the burn models and training loops (Qwen3 causal LM, LoRA, SASRec). Empty until the trainer issues land.
+//! simforge-trainer: the burn models (Qwen3 causal LM; SASRec and training loops to come),
+//! Hugging Face checkpoint loading, and the device choice.
+
+pub mod device;
+pub mod error;
+pub mod inference;
+pub mod models;
+pub mod tokenizer;
+pub mod weights;
+
+pub use error::{Result, TrainerError};

@@ -1,0 +1,163 @@
+//! Inference on the causal LM: option-letter scoring in one forward pass, log-probabilities
+//! of given continuations, and batched generation with the KV cache (greedy, temperature,
+//! top-p, seeded, several samples per prompt, stop conditions).
+
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Int, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+use simforge_data::rng::Rng;
+
+use crate::models::qwen3::{Batch, KvCache, Qwen3Config, Qwen3ForCausalLM};
+
+/// A loaded model with what inference needs beside it.
+pub struct LanguageModel {
+    pub model: Qwen3ForCausalLM,
+    pub config: Qwen3Config,
+    /// Token used to pad batches (never attended to).
+    pub pad_id: u32,
+}
+
+fn host_rows(t: Tensor<2>) -> Vec<Vec<f32>> {
+    let [_, width] = t.dims();
+    let values: Vec<f32> = t.into_data().try_to_vec().unwrap_or_default();
+    values.chunks(width.max(1)).map(<[f32]>::to_vec).collect()
+}
+
+fn argmax(row: &[f32]) -> u32 {
+    row.iter().enumerate().fold((0usize, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best }).0 as u32
+}
+
+impl LanguageModel {
+    /// Loads a checkpoint folder; padding uses the config's `pad_token_id` (else 0).
+    pub fn load(dir: &std::path::Path, device: &burn::tensor::Device) -> crate::Result<Self> {
+        let (config, model) = crate::weights::load_qwen3(dir, device)?;
+        let pad_id = config.extra.get("pad_token_id").and_then(serde_json::Value::as_u64).unwrap_or(0) as u32;
+        Ok(Self { model, config, pad_id })
+    }
+
+    /// Logits at the last position of each sequence: [batch, vocab].
+    pub fn last_logits(&self, sequences: &[Vec<u32>]) -> Tensor<2> {
+        let batch = Batch::left_padded(sequences, self.pad_id);
+        let logits = self.model.forward(&batch, &batch.valid, self.config.rope_theta, None);
+        let [b, t, v] = logits.dims();
+        logits.slice([0..b, t - 1..t, 0..v]).reshape([b, v])
+    }
+
+    /// For prompts ending in `Behavior: [`, the probability of each option letter as the next
+    /// token, renormalised over the letters: one forward pass for the whole batch.
+    pub fn option_probabilities(&self, prompts: &[Vec<u32>], letters: &[u32]) -> Vec<Vec<f32>> {
+        host_rows(log_softmax(self.last_logits(prompts), 1))
+            .into_iter()
+            .map(|row| {
+                let p: Vec<f64> = letters.iter().map(|&l| f64::from(row[l as usize]).exp().max(1e-10)).collect();
+                let total: f64 = p.iter().sum();
+                p.iter().map(|x| (x / total) as f32).collect()
+            })
+            .collect()
+    }
+
+    /// Total log-probability of each continuation given its prompt, batched.
+    pub fn continuation_logprobs(&self, pairs: &[(Vec<u32>, Vec<u32>)]) -> Vec<f64> {
+        let sequences: Vec<Vec<u32>> = pairs.iter().map(|(p, c)| p.iter().chain(c).copied().collect()).collect();
+        let batch = Batch::left_padded(&sequences, self.pad_id);
+        let logits = self.model.forward(&batch, &batch.valid, self.config.rope_theta, None);
+        let [b, t, _] = logits.dims();
+        // The token each position predicts (the next one); the last position predicts nothing.
+        let targets: Vec<i64> = batch.ids.iter().flat_map(|row| row[1..].iter().map(|&i| i64::from(i)).chain([0])).collect();
+        let device = logits.device();
+        let targets: Tensor<3, Int> = Tensor::from_data(TensorData::new(targets, [b, t, 1]), &device);
+        let picked = log_softmax(logits, 2).gather(2, targets).reshape([b, t]);
+        host_rows(picked)
+            .iter()
+            .zip(pairs)
+            .map(|(row, (_, continuation))| {
+                // Continuation tokens sit at the last positions; each is predicted one earlier.
+                let n = continuation.len();
+                row[t - 1 - n..t - 1].iter().map(|&x| f64::from(x)).sum()
+            })
+            .collect()
+    }
+
+    /// Continuations of every prompt, `samples` each, generated together in one batch.
+    pub fn generate(&self, prompts: &[Vec<u32>], options: &SamplingOptions, stop: &dyn Fn(&[u32]) -> bool) -> Vec<Vec<Vec<u32>>> {
+        let rows: Vec<Vec<u32>> = prompts.iter().flat_map(|p| std::iter::repeat_n(p.clone(), options.samples.max(1))).collect();
+        let mut rngs: Vec<Rng> = (0..rows.len()).map(|i| Rng::stream(options.seed, "sample", i as u64)).collect();
+        let mut batch = Batch::left_padded(&rows, self.pad_id);
+        let mut key_valid = batch.valid.clone();
+        let mut cache = KvCache::new(self.config.num_hidden_layers);
+        let mut out: Vec<Vec<u32>> = vec![Vec::new(); rows.len()];
+        let mut done = vec![false; rows.len()];
+        for _ in 0..options.max_new_tokens {
+            let logits = self.model.forward(&batch, &key_valid, self.config.rope_theta, Some(&mut cache));
+            let [b, t, v] = logits.dims();
+            let last = host_rows(logits.slice([0..b, t - 1..t, 0..v]).reshape([b, v]));
+            let mut next = Vec::with_capacity(b);
+            for (i, row) in last.iter().enumerate() {
+                if done[i] {
+                    next.push(None);
+                    continue;
+                }
+                let token = options.pick(row, &mut rngs[i]);
+                out[i].push(token);
+                done[i] = options.eos.contains(&token) || stop(&out[i]);
+                next.push(Some(token));
+            }
+            for (row, token) in key_valid.iter_mut().zip(&next) {
+                row.push(token.is_some());
+            }
+            batch = Batch {
+                ids: next.iter().map(|t| vec![t.unwrap_or(self.pad_id)]).collect(),
+                valid: next.iter().map(|t| vec![t.is_some()]).collect(),
+            };
+            if done.iter().all(|d| *d) {
+                break;
+            }
+        }
+        out.chunks(options.samples.max(1)).map(<[Vec<u32>]>::to_vec).collect()
+    }
+}
+
+/// How to pick each next token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SamplingOptions {
+    pub max_new_tokens: usize,
+    /// 0 is greedy; otherwise logits are divided by it before the softmax.
+    pub temperature: f64,
+    /// Nucleus sampling: the smallest set of tokens whose probability reaches top_p.
+    pub top_p: f64,
+    pub samples: usize,
+    pub seed: u64,
+    /// Tokens that end a continuation (kept in the output).
+    pub eos: Vec<u32>,
+}
+
+impl Default for SamplingOptions {
+    fn default() -> Self {
+        Self { max_new_tokens: 64, temperature: 0.0, top_p: 1.0, samples: 1, seed: 0, eos: Vec::new() }
+    }
+}
+
+impl SamplingOptions {
+    fn pick(&self, logits: &[f32], rng: &mut Rng) -> u32 {
+        if self.temperature <= 0.0 {
+            return argmax(logits);
+        }
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut probs: Vec<(u32, f64)> =
+            logits.iter().enumerate().map(|(i, &l)| (i as u32, ((f64::from(l) - f64::from(max)) / self.temperature).exp())).collect();
+        let total: f64 = probs.iter().map(|p| p.1).sum();
+        probs.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let mut kept = 0;
+        let mut mass = 0.0;
+        for p in &probs {
+            kept += 1;
+            mass += p.1 / total;
+            if mass >= self.top_p {
+                break;
+            }
+        }
+        let weights: Vec<f64> = probs[..kept].iter().map(|p| p.1).collect();
+        probs[rng.weighted(&weights)].0
+    }
+}

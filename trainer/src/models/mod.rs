@@ -1,0 +1,3 @@
+//! Models, one file each.
+
+pub mod qwen3;

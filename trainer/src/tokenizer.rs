@@ -1,0 +1,131 @@
+//! Tokenization: a checkpoint's `tokenizer.json` through the `tokenizers` crate, and the
+//! Qwen ChatML chat template (`<|im_start|>role\n…<|im_end|>\n`).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainerError};
+
+/// One chat turn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: String,
+    pub content: String,
+}
+
+impl Message {
+    pub fn new(role: &str, content: &str) -> Self {
+        Self { role: role.into(), content: content.into() }
+    }
+}
+
+pub struct Tokenizer {
+    inner: tokenizers::Tokenizer,
+}
+
+impl Tokenizer {
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let inner = tokenizers::Tokenizer::from_file(path).map_err(|e| TrainerError::checkpoint(path, format!("not a tokenizer.json: {e}")))?;
+        Ok(Self { inner })
+    }
+
+    /// Token ids of `text`, special tokens (`<|im_start|>` …) recognised, none added.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        let encoding = self.inner.encode(text, false).map_err(|e| TrainerError::Invalid(format!("tokenizing: {e}")))?;
+        Ok(encoding.get_ids().to_vec())
+    }
+
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.inner.decode(ids, false).map_err(|e| TrainerError::Invalid(format!("decoding: {e}")))
+    }
+
+    pub fn token_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    /// The single-token ids of the option letters A, B, … after `Behavior: [`; an error if a
+    /// letter is not one token in this vocabulary.
+    pub fn option_letters(&self, count: usize) -> Result<Vec<u32>> {
+        (0..count)
+            .map(|i| {
+                let letter = char::from(b'A' + i as u8).to_string();
+                match self.encode(&letter)?.as_slice() {
+                    [id] => Ok(*id),
+                    ids => Err(TrainerError::Invalid(format!("option letter {letter} is {} tokens in this vocabulary", ids.len()))),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Renders messages with Qwen3's chat template: ChatML turns, and an empty
+/// `<think>\n\n</think>\n\n` block before the assistant turn that follows the last user turn
+/// (as Qwen3's template writes a finished, non-reasoning answer). With `generation_prompt`,
+/// ends with the opening of an assistant turn.
+pub fn chat_template(messages: &[Message], generation_prompt: bool) -> String {
+    let last_user = messages.iter().rposition(|m| m.role == "user");
+    let mut text = String::new();
+    for (i, m) in messages.iter().enumerate() {
+        text.push_str("<|im_start|>");
+        text.push_str(&m.role);
+        text.push('\n');
+        if m.role == "assistant" && last_user.is_some_and(|u| i > u) && i + 1 == messages.len() {
+            text.push_str("<think>\n\n</think>\n\n");
+        }
+        text.push_str(if m.role == "assistant" { m.content.trim_start_matches('\n') } else { &m.content });
+        text.push_str("<|im_end|>\n");
+    }
+    if generation_prompt {
+        text.push_str("<|im_start|>assistant\n");
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Qwen3's real tokenizer and transformers' encodings, from the shared folder.
+    fn shared() -> Option<(Tokenizer, serde_json::Value)> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tokenizers/qwen3");
+        if !dir.is_dir() {
+            eprintln!("SKIP: {} is absent", dir.display());
+            return None;
+        }
+        let reference = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).ok()?).ok()?;
+        Some((Tokenizer::from_file(&dir.join("tokenizer.json")).expect("tokenizer"), reference))
+    }
+
+    fn ids(v: &serde_json::Value) -> Vec<u32> {
+        v.as_array().expect("ids").iter().map(|x| x.as_u64().expect("id") as u32).collect()
+    }
+
+    #[test]
+    fn matches_transformers_encodings_and_chat_template() {
+        let Some((tok, r)) = shared() else { return };
+        for case in r["plain"].as_array().expect("plain") {
+            assert_eq!(tok.encode(case["text"].as_str().expect("text")).expect("encode"), ids(&case["ids"]), "{case}");
+        }
+        let messages: Vec<Message> = serde_json::from_value(r["messages"].clone()).expect("messages");
+        let chat = chat_template(&messages, false);
+        assert_eq!(chat, r["chat_text"].as_str().expect("chat_text"));
+        assert_eq!(tok.encode(&chat).expect("encode"), ids(&r["chat_ids"]));
+        let prompt = chat_template(&messages[..2], true);
+        assert_eq!(prompt, r["generation_prompt_text"].as_str().expect("text"));
+        assert_eq!(tok.encode(&prompt).expect("encode"), ids(&r["generation_prompt_ids"]));
+        for (token, id) in r["special"].as_object().expect("special") {
+            assert_eq!(tok.token_id(token), Some(id.as_u64().expect("id") as u32), "{token}");
+        }
+        let letters = tok.option_letters(12).expect("letters");
+        for (i, id) in letters.iter().enumerate() {
+            let letter = char::from(b'A' + i as u8).to_string();
+            assert_eq!(vec![*id], ids(&r["option_letters"][&letter]));
+        }
+        assert_eq!(tok.decode(&ids(&r["chat_ids"])).expect("decode"), chat);
+    }
+}

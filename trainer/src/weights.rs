@@ -1,0 +1,120 @@
+//! Where a model's parameters come from: Hugging Face safetensors (single file or sharded
+//! with `model.safetensors.index.json`; bf16, f16 or f32 on disk), or a seeded random
+//! initialisation (normal(0, 0.02), norms at one, as transformers initialises Qwen3).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Device, Tensor, TensorData};
+use safetensors::{Dtype, SafeTensors};
+use simforge_data::rng::Rng;
+
+use crate::error::{Result, TrainerError};
+use crate::models::qwen3::Qwen3Config;
+
+pub enum WeightSource {
+    Random { rng: Rng, device: Device },
+    Files { tensors: HashMap<String, (Vec<f32>, Vec<usize>)>, path: PathBuf, device: Device },
+}
+
+impl WeightSource {
+    pub fn random(seed: u64, device: &Device) -> Self {
+        Self::Random { rng: Rng::new(seed), device: device.clone() }
+    }
+
+    /// Reads every tensor of the checkpoint folder `dir` into memory as f32.
+    pub fn safetensors(dir: &Path, device: &Device) -> Result<Self> {
+        let index = dir.join("model.safetensors.index.json");
+        let files: Vec<PathBuf> = if index.is_file() {
+            let text = std::fs::read_to_string(&index).map_err(|e| TrainerError::io(&index, e))?;
+            let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| TrainerError::checkpoint(&index, e.to_string()))?;
+            let map = json["weight_map"].as_object().ok_or_else(|| TrainerError::checkpoint(&index, "no `weight_map` object"))?;
+            let mut names: Vec<&str> = map.values().filter_map(|v| v.as_str()).collect();
+            names.sort_unstable();
+            names.dedup();
+            names.into_iter().map(|n| dir.join(n)).collect()
+        } else {
+            vec![dir.join("model.safetensors")]
+        };
+        let mut tensors = HashMap::new();
+        for file in &files {
+            let bytes = std::fs::read(file).map_err(|e| TrainerError::io(file, e))?;
+            let st = SafeTensors::deserialize(&bytes).map_err(|e| TrainerError::checkpoint(file, format!("not a safetensors file: {e}")))?;
+            for (name, view) in st.tensors() {
+                let data = view.data();
+                let values: Vec<f32> = match view.dtype() {
+                    Dtype::F32 => data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+                    Dtype::F16 => data.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+                    Dtype::BF16 => data.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+                    other => return Err(TrainerError::checkpoint(file, format!("tensor `{name}` has dtype {other:?}; expected f32, f16 or bf16"))),
+                };
+                tensors.insert(name.to_string(), (values, view.shape().to_vec()));
+            }
+        }
+        Ok(Self::Files { tensors, path: dir.to_path_buf(), device: device.clone() })
+    }
+
+    fn take(&mut self, name: &str, shape: &[usize], random: impl FnOnce(&mut Rng) -> Vec<f32>) -> Result<(Vec<f32>, Device)> {
+        match self {
+            Self::Random { rng, device } => Ok((random(rng), device.clone())),
+            Self::Files { tensors, path, device } => {
+                let (values, found) = tensors.remove(name).ok_or_else(|| TrainerError::MissingTensor { path: path.clone(), name: name.into() })?;
+                if found != shape {
+                    return Err(TrainerError::Shape { path: path.clone(), name: name.into(), expected: shape.to_vec(), found });
+                }
+                Ok((values, device.clone()))
+            }
+        }
+    }
+
+    fn normal(rng: &mut Rng, n: usize) -> Vec<f32> {
+        (0..n).map(|_| (0.02 * rng.normal()) as f32).collect()
+    }
+
+    /// A linear weight stored `[out, in]`, returned as burn's `[in, out]`.
+    pub fn linear(&mut self, name: &str, d_out: usize, d_in: usize) -> Result<Tensor<2>> {
+        let (values, device) = self.take(name, &[d_out, d_in], |r| Self::normal(r, d_out * d_in))?;
+        Ok(Tensor::<2>::from_data(TensorData::new(values, [d_out, d_in]), &device).transpose())
+    }
+
+    pub fn embedding(&mut self, name: &str, vocab: usize, hidden: usize) -> Result<Tensor<2>> {
+        let (values, device) = self.take(name, &[vocab, hidden], |r| Self::normal(r, vocab * hidden))?;
+        Ok(Tensor::from_data(TensorData::new(values, [vocab, hidden]), &device))
+    }
+
+    pub fn bias(&mut self, name: &str, size: usize) -> Result<Tensor<1>> {
+        let (values, device) = self.take(name, &[size], |_| vec![0.0; size])?;
+        Ok(Tensor::from_data(TensorData::new(values, [size]), &device))
+    }
+
+    pub fn norm(&mut self, name: &str, size: usize) -> Result<Tensor<1>> {
+        let (values, device) = self.take(name, &[size], |_| vec![1.0; size])?;
+        Ok(Tensor::from_data(TensorData::new(values, [size]), &device))
+    }
+}
+
+/// Reads `config.json` and checks the architecture can run it.
+pub fn read_config(dir: &Path) -> Result<Qwen3Config> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| TrainerError::io(&path, e))?;
+    let mut json: serde_json::Value = serde_json::from_str(&text).map_err(|e| TrainerError::checkpoint(&path, format!("not JSON: {e}")))?;
+    // transformers 5 writes `rope_parameters: {rope_theta, rope_type}` instead of `rope_theta`.
+    if json.get("rope_theta").is_none() {
+        if let Some(theta) = json.pointer("/rope_parameters/rope_theta").cloned() {
+            json["rope_theta"] = theta;
+        }
+    }
+    let config: Qwen3Config = serde_json::from_value(json).map_err(|e| TrainerError::checkpoint(&path, format!("not a Qwen3 config: {e}")))?;
+    if let Some(message) = config.unsupported() {
+        return Err(TrainerError::UnsupportedConfig { path, message });
+    }
+    Ok(config)
+}
+
+/// Loads a Hugging Face checkpoint folder onto `device`.
+pub fn load_qwen3(dir: &Path, device: &Device) -> Result<(Qwen3Config, crate::models::qwen3::Qwen3ForCausalLM)> {
+    let config = read_config(dir)?;
+    let mut weights = WeightSource::safetensors(dir, device)?;
+    let model = crate::models::qwen3::Qwen3ForCausalLM::load(&config, &mut weights)?;
+    Ok((config, model))
+}
