@@ -323,3 +323,77 @@ fn lm_logits_prints_only_the_json_object() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not a token id"));
 }
+
+/// A copy of a fixture checkpoint with a small word-level tokenizer whose letters A–Z are
+/// single tokens (ids 10–35), so the text paths of `lm generate` and `lm score` run.
+fn model_with_tokenizer(fixture: &str) -> tempfile::TempDir {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("trainer/tests/fixtures").join(fixture);
+    let dir = tempfile::tempdir().expect("tempdir");
+    for file in ["config.json", "model.safetensors"] {
+        std::fs::copy(src.join(file), dir.path().join(file)).expect("copy");
+    }
+    let mut vocab = serde_json::Map::new();
+    vocab.insert("[UNK]".into(), 0.into());
+    for i in 0..26u8 {
+        vocab.insert(char::from(b'A' + i).to_string(), (10 + u32::from(i)).into());
+    }
+    for (word, id) in [("Behavior", 40), (":", 41), ("[", 42), ("]", 43)] {
+        vocab.insert(word.into(), id.into());
+    }
+    let tokenizer = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [], "normalizer": null,
+        "pre_tokenizer": { "type": "Whitespace" }, "post_processor": null, "decoder": null,
+        "model": { "type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]" }
+    });
+    std::fs::write(dir.path().join("tokenizer.json"), tokenizer.to_string()).expect("tokenizer");
+    dir
+}
+
+fn read_jsonl(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path).expect("output").lines().map(|l| serde_json::from_str(l).expect("json line")).collect()
+}
+
+#[test]
+fn lm_generate_and_score_read_and_write_jsonl() {
+    let model = model_with_tokenizer("qwen3-gqa");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, "{\"ids\": [1, 2, 3], \"options\": 4}\n{\"prompt\": \"A B Behavior : [\", \"options\": 3}\n\n{\"ids\": [5, 6], \"continuations\": [\"A B\", \"C\"]}\n").expect("input");
+    let scores = dir.path().join("scores.jsonl");
+    let out = simforge(&["lm", "score", "--model", s(model.path()), "--input", s(&input), "--out", s(&scores), "--batch-size", "2"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows = read_jsonl(&scores);
+    assert_eq!(rows.iter().map(|r| r["line"].as_u64().expect("line")).collect::<Vec<_>>(), [1, 2, 4]);
+    for (row, k) in rows.iter().zip([4, 3]) {
+        let p: Vec<f64> = row["option_probs"].as_array().expect("probs").iter().map(|x| x.as_f64().expect("p")).collect();
+        assert_eq!(p.len(), k);
+        assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-4 && p.iter().all(|x| *x > 0.0));
+    }
+    let logprobs = rows[2]["logprobs"].as_array().expect("logprobs");
+    assert_eq!(logprobs.len(), 2);
+    // Two tokens are less likely than one of them.
+    assert!(logprobs.iter().all(|x| x.as_f64().expect("lp") < 0.0));
+
+    std::fs::write(&input, "{\"ids\": [1, 2, 3]}\n{\"prompt\": \"A B C\"}\n").expect("input");
+    let run = |out: &Path| {
+        let o = simforge(&[
+            "lm", "generate", "--model", s(model.path()), "--input", s(&input), "--out", s(out),
+            "--max-new-tokens", "5", "--temperature", "1", "--top-p", "0.9", "--samples", "2", "--seed", "3",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        read_jsonl(out)
+    };
+    let (a, b) = (run(&dir.path().join("a.jsonl")), run(&dir.path().join("b.jsonl")));
+    assert_eq!(a, b, "seeded sampling must repeat");
+    assert_eq!(a.len(), 2);
+    for row in &a {
+        let samples = row["samples"].as_array().expect("samples");
+        assert_eq!(samples.len(), 2);
+        assert!(samples.iter().all(|s| s["ids"].as_array().is_some_and(|ids| !ids.is_empty() && ids.len() <= 5) && s["text"].is_string()));
+    }
+
+    std::fs::write(&input, "{\"ids\": [1, 2, 300]}\n").expect("input");
+    let bad = simforge(&["lm", "generate", "--model", s(model.path()), "--input", s(&input), "--out", s(&dir.path().join("c.jsonl"))]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("in.jsonl:1: token 300 is outside the vocabulary"));
+}

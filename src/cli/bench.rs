@@ -15,6 +15,34 @@ pub enum BenchCommand {
     /// `prep` and `scenes`, each timed with its peak memory.
     #[command(after_help = "Example:\n  simforge bench data --out bench-data.json")]
     Data(DataBenchArgs),
+    /// Causal-LM scoring throughput (one forward pass over a batch, logits at the last
+    /// position) for the tiny and Qwen3-0.6B-shaped configs with random weights, against
+    /// PyTorch + transformers on the same config, batch and length (`--python` with torch).
+    #[command(after_help = "Example:\n  simforge bench lm --python python3 --out bench-lm.json")]
+    Lm(LmBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LmBenchArgs {
+    /// Configs to measure: tiny, qwen3-0.6b.
+    #[arg(long, value_delimiter = ',', default_value = "tiny,qwen3-0.6b")]
+    pub configs: Vec<String>,
+    #[arg(long, default_value_t = 512)]
+    pub seq_len: usize,
+    /// Sequences per forward pass for the tiny config (the 0.6B shape uses 1).
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
+    /// Timed forward passes after one warm-up.
+    #[arg(long, default_value_t = 3)]
+    pub reps: usize,
+    /// cpu, wgpu or cuda[:N].
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Python with torch and transformers for the baseline; the baseline is skipped if absent.
+    #[arg(long, default_value = "python3")]
+    pub python: String,
+    #[arg(long, default_value = "bench-lm.json")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -43,6 +71,7 @@ pub struct DataBenchArgs {
 pub fn bench(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Data(args) => data(args),
+        BenchCommand::Lm(args) => lm(args),
     }
 }
 
@@ -129,4 +158,78 @@ fn data(args: DataBenchArgs) -> anyhow::Result<()> {
         let _ = std::fs::remove_dir_all(&workdir);
     }
     super::print_json(&result)
+}
+
+fn lm(args: LmBenchArgs) -> anyhow::Result<()> {
+    use simforge_trainer::inference::LanguageModel;
+    use simforge_trainer::models::qwen3::{Qwen3Config, Qwen3ForCausalLM};
+    use simforge_trainer::weights::WeightSource;
+
+    let device = simforge_trainer::device::parse(&args.device)?;
+    let scratch = std::env::temp_dir().join(format!("simforge-bench-lm-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch)?;
+    let mut results = Vec::new();
+    for name in &args.configs {
+        let (config, batch) = match name.as_str() {
+            "tiny" => (Qwen3Config::tiny(4096), args.batch),
+            "qwen3-0.6b" => (Qwen3Config::qwen3_0_6b(), 1),
+            other => bail!("unknown config {other:?}: expected tiny or qwen3-0.6b"),
+        };
+        tracing::info!("{name}: building random weights");
+        let model = Qwen3ForCausalLM::load(&config, &mut WeightSource::random(0, &device))?;
+        let lm = LanguageModel { model, config: config.clone(), pad_id: 0 };
+        let mut rng = simforge_data::rng::Rng::new(1);
+        let sequences: Vec<Vec<u32>> =
+            (0..batch).map(|_| (0..args.seq_len).map(|_| rng.below(config.vocab_size) as u32).collect()).collect();
+        let run = || {
+            let logits = lm.last_logits(&sequences);
+            let _ = logits.into_data(); // wait for the result
+        };
+        run();
+        let clock = Instant::now();
+        for _ in 0..args.reps {
+            run();
+        }
+        let seconds = clock.elapsed().as_secs_f64() / args.reps.max(1) as f64;
+        let tokens = (batch * args.seq_len) as f64;
+        let config_path = scratch.join(format!("{name}.json"));
+        std::fs::write(&config_path, serde_json::to_string(&config)?)?;
+        tracing::info!("{name}: simforge {:.0} tokens/s; timing PyTorch", tokens / seconds);
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/lm_torch.py");
+        let torch = Command::new(&args.python)
+            .arg(&script)
+            .arg(&config_path)
+            .args([batch.to_string(), args.seq_len.to_string(), args.reps.to_string()])
+            .output();
+        let baseline = match torch {
+            Ok(o) if o.status.success() => serde_json::from_slice::<serde_json::Value>(&o.stdout).ok(),
+            Ok(o) => {
+                tracing::warn!("PyTorch baseline failed: {}", String::from_utf8_lossy(&o.stderr));
+                None
+            }
+            Err(e) => {
+                tracing::warn!("PyTorch baseline not run ({}: {e})", args.python);
+                None
+            }
+        };
+        let torch_seconds = baseline.as_ref().and_then(|b| b["seconds_per_forward"].as_f64());
+        results.push(serde_json::json!({
+            "config": name,
+            "batch": batch,
+            "seq_len": args.seq_len,
+            "simforge": { "seconds_per_forward": seconds, "tokens_per_second": tokens / seconds },
+            "pytorch": baseline,
+            "speed_vs_pytorch": torch_seconds.map(|t| t / seconds),
+        }));
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    let report = serde_json::json!({
+        "benchmark": "lm-scoring",
+        "device": args.device,
+        "machine": { "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1), "arch": std::env::consts::ARCH },
+        "unix_time": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        "results": results,
+    });
+    simforge_data::fsutil::write_json(&args.out, &report)?;
+    super::print_json(&report)
 }

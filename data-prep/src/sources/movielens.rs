@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::{insert_unique, latin1, parse_rating, parse_timestamp, split_title_year, LineReader, RawInteraction, ReadOptions, SourceData};
+use super::{insert_unique, Catalog, latin1, parse_rating, parse_timestamp, split_title_year, LineReader, RawInteraction, ReadOptions, SourceData};
 use crate::error::{DataError, Result};
 use crate::tables::{Item, User};
 
@@ -37,13 +37,11 @@ pub fn read(dir: &Path, options: ReadOptions) -> Result<SourceData> {
     let mut data = SourceData { name: super::detect::dataset_name(dir), ..SourceData::default() };
     match layout(dir) {
         Some("100k") => {
-            read_catalog(&mut data, &dir.join("u.item"), "|", options, item_100k)?;
-            read_users(&mut data, &dir.join("u.user"), "|", options, user_100k)?;
+            read_catalogs(&mut data, dir, ["u.item", "u.user"], "|", options, item_100k, user_100k)?;
             read_ratings(&mut data, &dir.join("u.data"), "\t", options)?;
         }
         Some(_) => {
-            read_catalog(&mut data, &dir.join("movies.dat"), "::", options, item_dat)?;
-            read_users(&mut data, &dir.join("users.dat"), "::", options, user_1m)?;
+            read_catalogs(&mut data, dir, ["movies.dat", "users.dat"], "::", options, item_dat, user_1m)?;
             read_ratings(&mut data, &dir.join("ratings.dat"), "::", options)?;
         }
         None => {
@@ -55,6 +53,22 @@ pub fn read(dir: &Path, options: ReadOptions) -> Result<SourceData> {
 
 type ItemParser = fn(&[&str]) -> std::result::Result<(String, Item), String>;
 type UserParser = fn(&[&str]) -> std::result::Result<(String, User), String>;
+
+fn read_catalogs(
+    data: &mut SourceData,
+    dir: &Path,
+    [items, users]: [&str; 2],
+    sep: &str,
+    options: ReadOptions,
+    item: ItemParser,
+    user: UserParser,
+) -> Result<()> {
+    let mut files = SourceFiles { skipped_lines: &mut data.skipped_lines, files: &mut data.files };
+    read_catalog(&mut data.items, &mut files, &dir.join(items), sep, options, item)?;
+    read_catalog(&mut data.users, &mut files, &dir.join(users), sep, options, user)?;
+    data.catalog_items = data.items.len() as u64;
+    Ok(())
+}
 
 fn item_100k(f: &[&str]) -> std::result::Result<(String, Item), String> {
     if f.len() != 24 {
@@ -114,9 +128,18 @@ fn user_1m(f: &[&str]) -> std::result::Result<(String, User), String> {
     ))
 }
 
-fn read_catalog(data: &mut SourceData, path: &Path, sep: &str, options: ReadOptions, parse: ItemParser) -> Result<()> {
+/// Reads a catalogue file (items or users) of one record per line into `catalog`; a missing
+/// file is allowed (the records then come from the ratings alone).
+fn read_catalog<T: Default>(
+    catalog: &mut Catalog<T>,
+    data_files: &mut SourceFiles,
+    path: &Path,
+    sep: &str,
+    options: ReadOptions,
+    parse: fn(&[&str]) -> std::result::Result<(String, T), String>,
+) -> Result<()> {
     if !path.is_file() {
-        tracing::warn!("{}: no item file; titles will be the raw ids", path.display());
+        tracing::warn!("{}: not found; its records will carry only their ids", path.display());
         return Ok(());
     }
     let mut lines = LineReader::open(path, options)?;
@@ -128,41 +151,21 @@ fn read_catalog(data: &mut SourceData, path: &Path, sep: &str, options: ReadOpti
         }
         let fields: Vec<&str> = line.split(sep).collect();
         match parse(&fields) {
-            Ok((raw_id, item)) => {
-                insert_unique(&mut data.items, &mut first_lines, &lines, &raw_id, || item)?;
+            Ok((raw_id, record)) => {
+                insert_unique(catalog, &mut first_lines, &lines, &raw_id, || record)?;
             }
-            Err(expected) => lines.bad(expected, line.clone())?,
+            Err(expected) => lines.bad(expected, line.as_str())?,
         }
     }
-    data.catalog_items = data.items.len() as u64;
-    data.skipped_lines += lines.skipped;
-    data.files.push(path.into());
+    *data_files.skipped_lines += lines.skipped;
+    data_files.files.push(path.into());
     Ok(())
 }
 
-fn read_users(data: &mut SourceData, path: &Path, sep: &str, options: ReadOptions, parse: UserParser) -> Result<()> {
-    if !path.is_file() {
-        tracing::warn!("{}: no user file; users get no attributes", path.display());
-        return Ok(());
-    }
-    let mut lines = LineReader::open(path, options)?;
-    let mut first_lines = HashMap::new();
-    while let Some(bytes) = lines.next_line()? {
-        let line = latin1(bytes);
-        if line.is_empty() {
-            continue;
-        }
-        let fields: Vec<&str> = line.split(sep).collect();
-        match parse(&fields) {
-            Ok((raw_id, user)) => {
-                insert_unique(&mut data.users, &mut first_lines, &lines, &raw_id, || user)?;
-            }
-            Err(expected) => lines.bad(expected, line.clone())?,
-        }
-    }
-    data.skipped_lines += lines.skipped;
-    data.files.push(path.into());
-    Ok(())
+/// The bookkeeping fields of [`SourceData`] a catalogue reader updates.
+struct SourceFiles<'a> {
+    skipped_lines: &'a mut u64,
+    files: &'a mut Vec<std::path::PathBuf>,
 }
 
 fn read_ratings(data: &mut SourceData, path: &Path, sep: &str, options: ReadOptions) -> Result<()> {
