@@ -185,15 +185,13 @@ impl Job {
 }
 
 fn write_lines(path: &Path, lines: &[Value]) -> anyhow::Result<()> {
-    let tmp = simforge_data::fsutil::temp_path(path);
-    let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?);
-    for line in lines {
-        serde_json::to_writer(&mut file, line)?;
-        file.write_all(b"\n")?;
-    }
-    file.flush()?;
-    drop(file);
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    simforge_data::fsutil::atomic_write_with(path, |file| {
+        for line in lines {
+            serde_json::to_writer(&mut *file, line).map_err(|e| simforge_data::DataError::io(path, e.into()))?;
+            file.write_all(b"\n").map_err(|e| simforge_data::DataError::io(path, e))?;
+        }
+        Ok(())
+    })?;
     Ok(())
 }
 
@@ -214,7 +212,7 @@ fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     let mut out = Vec::with_capacity(job.requests.len());
     for (chunk_index, chunk) in job.requests.chunks(args.io.batch_size.max(1)).enumerate() {
         let prompts = chunk.iter().map(|(line, r)| job.prompt_ids(*line, r, &args.io.input)).collect::<anyhow::Result<Vec<_>>>()?;
-        // Each batch gets its own seed so results do not depend on the batch size's split.
+        // Each batch gets its own seed: the same input, batch size and seed repeat exactly.
         let batch_options = SamplingOptions { seed: args.seed.wrapping_add(chunk_index as u64), ..options.clone() };
         for ((line, _), samples) in chunk.iter().zip(job.lm.generate(&prompts, &batch_options, &stop)) {
             let samples: Vec<Value> = samples

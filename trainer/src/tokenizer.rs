@@ -14,12 +14,6 @@ pub struct Message {
     pub content: String,
 }
 
-impl Message {
-    pub fn new(role: &str, content: &str) -> Self {
-        Self { role: role.into(), content: content.into() }
-    }
-}
-
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
 }
@@ -42,10 +36,6 @@ impl Tokenizer {
 
     pub fn token_id(&self, token: &str) -> Option<u32> {
         self.inner.token_to_id(token)
-    }
-
-    pub fn vocab_size(&self) -> usize {
-        self.inner.get_vocab_size(true)
     }
 
     /// The single-token ids of the option letters A, B, … after `Behavior: [`; an error if a
