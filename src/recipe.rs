@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use serde::Deserialize;
+use simforge_trainer::init::ModelConfig;
+use simforge_trainer::train::config::TrainConfig;
 use simforge_data::{corpus::CorpusConfig, defects::DefectsConfig, prep::PrepConfig, profiles::ProfilesConfig, scenes::ScenesConfig, split::SplitConfig};
 
 #[derive(Debug, Deserialize)]
@@ -17,6 +19,13 @@ pub struct RunSection {
     pub seed: u64,
     /// Root folder of runs, relative to the working directory (default `checkpoints`).
     pub out: Option<PathBuf>,
+    /// Where models run: cpu, wgpu or cuda[:N].
+    #[serde(default = "default_device")]
+    pub device: String,
+}
+
+fn default_device() -> String {
+    "cpu".into()
 }
 
 /// A recipe file. Stages run in the order of the fields below, each only if its section is present.
@@ -30,6 +39,12 @@ pub struct Recipe {
     pub profiles: Option<ProfilesConfig>,
     pub defects: Option<DefectsConfig>,
     pub corpus: Option<CorpusConfig>,
+    /// The model to train: `tiny` from scratch or a checkpoint folder.
+    pub model: Option<ModelConfig>,
+    /// Domain-adaptive pre-training on the corpus.
+    pub dapt: Option<TrainConfig>,
+    /// Supervised fine-tuning on the scenes' real choices.
+    pub sft: Option<TrainConfig>,
 }
 
 /// A recipe resolved against its file's location and the run's seed.
@@ -68,6 +83,26 @@ impl Recipe {
             d.seed.get_or_insert(seed);
             if self.profiles.is_none() {
                 bail!("recipe {}: [defects] needs a [profiles] section", recipe_path.display());
+            }
+        }
+        if let Some(m) = self.model.as_mut() {
+            m.seed.get_or_insert(seed);
+            if m.is_tiny() && self.corpus.is_none() {
+                bail!("recipe {}: a tiny [model] learns its tokenizer on the corpus: add a [corpus] section", recipe_path.display());
+            }
+            if !m.is_tiny() && Path::new(&m.base).is_relative() {
+                m.base = base.join(&m.base).display().to_string();
+            }
+        }
+        for (name, stage, needs) in [("dapt", &mut self.dapt, self.corpus.is_some()), ("sft", &mut self.sft, self.scenes.is_some())] {
+            if let Some(t) = stage.as_mut() {
+                t.seed.get_or_insert(seed);
+                if self.model.is_none() || !needs {
+                    bail!("recipe {}: [{name}] needs a [model] section and its data ([corpus] for dapt, [scenes] for sft)", recipe_path.display());
+                }
+                if let Some(problem) = t.problem() {
+                    bail!("recipe {}: [{name}]: {problem}", recipe_path.display());
+                }
             }
         }
         if self.profiles.is_some() && self.split.is_none() {

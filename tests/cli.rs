@@ -146,6 +146,22 @@ fn quickstart_runs_resumes_and_is_deterministic() {
     }
     let run = a.path().join("quickstart");
     assert!(run.join("prep/truth.parquet").is_file(), "the synthetic world writes its ground truth");
+    // The tiny student trains: DAPT then SFT, each lowering its loss, ending in HF folders.
+    for stage in ["dapt", "sft"] {
+        let metrics: Vec<Value> = std::fs::read_to_string(run.join(stage).join("metrics.jsonl"))
+            .expect("metrics")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("metric"))
+            .collect();
+        assert_eq!(metrics.len(), 40, "{stage}");
+        let (first_loss, last_loss) = (metrics[0]["loss"].as_f64().expect("loss"), metrics[39]["loss"].as_f64().expect("loss"));
+        assert!(last_loss < first_loss * 0.8, "{stage}: loss {first_loss} → {last_loss}");
+        assert!(metrics[39]["eval_loss"].is_number(), "{stage}: evaluated at the end");
+        for file in ["config.json", "model.safetensors", "tokenizer.json", "generation_config.json"] {
+            assert!(run.join(stage).join("model").join(file).is_file(), "{stage}/model/{file}");
+        }
+        assert!(!run.join(stage).join("checkpoint-20").exists(), "a finished stage keeps only its final model");
+    }
     check_defects(&run.join("defects/defects.parquet"), 200);
     let before = tree_digest(&run);
 
@@ -184,8 +200,12 @@ fn parquet_files_open_in_pyarrow_with_documented_columns() {
         eprintln!("SKIP: pyarrow is not installed (CI installs it and sets SIMFORGE_REQUIRE_PYARROW)");
         return;
     }
-    let recipe = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/quickstart.toml");
+    // The quickstart's data stages (its training stages write no Parquet).
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/quickstart.toml")).expect("recipe");
+    let data_only = text.split("\n[model]").next().expect("data sections");
     let out = tempfile::tempdir().expect("tempdir");
+    let recipe = out.path().join("quickstart-data.toml");
+    std::fs::write(&recipe, data_only).expect("write recipe");
     ok_json(&["run", s(&recipe), "--out", s(out.path())]);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/check_parquet.py");
     let result = Command::new("python3").arg(script).arg(out.path().join("quickstart")).output().expect("python3");

@@ -89,6 +89,34 @@ pub fn run_stage(
     code_version: &str,
     work: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<StageOutcome> {
+    run_stage_with(stage_dir, stage, config, inputs, code_version, false, work)
+}
+
+/// As [`run_stage`], but a temporary folder left by a stopped run of the same config on the
+/// same inputs is kept, so `work` can continue from what it holds (training checkpoints).
+pub fn run_resumable_stage(
+    stage_dir: &Path,
+    stage: &str,
+    config: &impl Serialize,
+    inputs: &[PathBuf],
+    code_version: &str,
+    work: impl FnOnce(&Path) -> Result<()>,
+) -> Result<StageOutcome> {
+    run_stage_with(stage_dir, stage, config, inputs, code_version, true, work)
+}
+
+/// What a kept temporary folder was started with.
+const PARTIAL_KEY: &str = "partial.json";
+
+fn run_stage_with(
+    stage_dir: &Path,
+    stage: &str,
+    config: &impl Serialize,
+    inputs: &[PathBuf],
+    code_version: &str,
+    resumable: bool,
+    work: impl FnOnce(&Path) -> Result<()>,
+) -> Result<StageOutcome> {
     let config = serde_json::to_value(config).map_err(|e| DataError::config(stage, e.to_string()))?;
     let inputs = digest(inputs)?;
     let manifest_path = stage_dir.join(MANIFEST_FILE);
@@ -100,13 +128,21 @@ pub fn run_stage(
         }
     }
     let partial = stage_dir.with_extension("partial");
-    if partial.exists() {
+    let key = serde_json::json!({ "config": config, "inputs": inputs });
+    let same_work = resumable && read_json::<serde_json::Value>(&partial.join(PARTIAL_KEY)).is_ok_and(|k| k == key);
+    if partial.exists() && !same_work {
         fs::remove_dir_all(&partial).map_err(|e| DataError::io(&partial, e))?;
     }
     fs::create_dir_all(&partial).map_err(|e| DataError::io(&partial, e))?;
+    if resumable {
+        write_json(&partial.join(PARTIAL_KEY), &key)?;
+    }
     let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let clock = Instant::now();
     work(&partial)?;
+    if resumable {
+        fs::remove_file(partial.join(PARTIAL_KEY)).map_err(|e| DataError::io(&partial, e))?;
+    }
     let seconds = clock.elapsed().as_secs_f64();
     let manifest = Manifest {
         stage: stage.into(),

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod data;
 pub mod lm;
 pub mod run;
+pub mod train;
 
 use std::path::PathBuf;
 
@@ -15,6 +16,8 @@ Examples:
   simforge prep --input ../shared/datasets/ml-100k --out data/ml-100k
   simforge scenes --data data/ml-100k --out data/ml-100k-scenes --train 5000 --eval 500
   simforge data fetch ml-1m --out downloads
+  simforge train sft --model runs/dapt/model --data scenes/scenes.parquet --out runs/sft --lora
+  simforge export --model runs/sft/model --out exported --merge-lora
 ";
 
 /// simforge: train and distil LLM-based user simulators for recommender systems.
@@ -54,6 +57,18 @@ pub enum Command {
         #[command(subcommand)]
         command: lm::LmCommand,
     },
+    /// Fine-tune a causal LM: DAPT on text, SFT on chat records (full or LoRA).
+    Train {
+        #[command(subcommand)]
+        command: train::TrainCommand,
+    },
+    /// Create a model to train.
+    Model {
+        #[command(subcommand)]
+        command: train::ModelCommand,
+    },
+    /// Write a model as a transformers-loadable folder (optionally merging LoRA) or a PEFT adapter.
+    Export(train::ExportArgs),
     /// Benchmarks that write JSON results.
     Bench {
         #[command(subcommand)]
@@ -72,6 +87,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Corpus(args) => data::corpus(args),
         Command::Data { command } => data::data(command),
         Command::Lm { command } => lm::lm(command),
+        Command::Train { command } => train::train_command(command),
+        Command::Model { command } => train::model_command(command),
+        Command::Export(args) => train::export(args),
         Command::Bench { command } => bench::bench(command),
     }
 }

@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use simforge_data::manifest::{run_stage, StageOutcome};
+use simforge_data::manifest::{run_resumable_stage, run_stage, StageOutcome};
+use simforge_data::DataError;
+use simforge_trainer::train::config::{Objective, TrainConfig};
+use simforge_trainer::train::FINAL_MODEL;
 use simforge_data::{corpus, defects, prep, profiles, scenes, split};
 
 use crate::recipe::Recipe;
@@ -80,5 +83,44 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         })?;
         record("corpus", outcome);
     }
+    if let Some(config) = &r.model {
+        let model = if config.is_tiny() {
+            let corpus_dir = stage("corpus");
+            let outcome = run_stage(&stage("model"), "model", config, &inputs(&[&corpus_dir]), VERSION, |out| {
+                let device = simforge_trainer::device::parse(&r.run.device).map_err(|e| DataError::config("model", e.to_string()))?;
+                simforge_trainer::init::init_tiny(&corpus_dir.join(corpus::CORPUS_FILE), out, config, &device)
+                    .map(drop)
+                    .map_err(|e| DataError::config("model", e.to_string()))
+            })?;
+            record("model", outcome);
+            stage("model")
+        } else {
+            PathBuf::from(&config.base)
+        };
+        let mut init = model;
+        let trainings = [
+            ("dapt", Objective::Dapt, &r.dapt, stage("corpus").join(corpus::CORPUS_FILE)),
+            ("sft", Objective::Sft, &r.sft, stage("scenes").join(scenes::SCENES_FILE)),
+        ];
+        for (name, objective, train_config, data_file) in trainings {
+            let Some(train_config) = train_config else { continue };
+            let outcome = run_resumable_stage(&stage(name), name, train_config, &inputs(&[&init, &data_file]), VERSION, |out| {
+                training_stage(objective, &init, &data_file, out, train_config, &r.run.device).map_err(|e| DataError::config(name, format!("{e:#}")))
+            })?;
+            record(name, outcome);
+            init = stage(name).join(FINAL_MODEL);
+        }
+    }
     super::print_json(&serde_json::json!({ "run": plan.name, "dir": dir, "stages": summary }))
+}
+
+/// A training stage resumes from its newest checkpoint; once done only the final model stays.
+fn training_stage(objective: Objective, init: &Path, data: &Path, out: &Path, config: &TrainConfig, device: &str) -> anyhow::Result<()> {
+    super::train::run_training(objective, init, data, out, config, device, true)?;
+    for entry in std::fs::read_dir(out)?.flatten() {
+        if entry.file_name().to_string_lossy().starts_with("checkpoint-") {
+            std::fs::remove_dir_all(entry.path())?;
+        }
+    }
+    Ok(())
 }

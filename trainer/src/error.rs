@@ -25,6 +25,8 @@ pub enum TrainerError {
     UnsupportedConfig { path: PathBuf, message: String },
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Data(#[from] simforge_data::DataError),
 }
 
 pub type Result<T, E = TrainerError> = std::result::Result<T, E>;

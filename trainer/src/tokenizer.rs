@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainerError};
 
+/// Qwen's special tokens, in the order a tiny tokenizer numbers them.
+pub const SPECIAL_TOKENS: [&str; 5] = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"];
+
 /// One chat turn.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
@@ -32,6 +35,43 @@ impl Tokenizer {
 
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         self.inner.decode(ids, false).map_err(|e| TrainerError::Invalid(format!("decoding: {e}")))
+    }
+
+    /// Trains a byte-level BPE of `vocab_size` tokens on `texts`, with Qwen's special tokens
+    /// (`<|endoftext|>`, `<|im_start|>`, `<|im_end|>`, `<think>`, `</think>`) as ids 0–4: the
+    /// tokenizer of tiny models trained from scratch. Deterministic for the same texts.
+    pub fn train_byte_level_bpe<S: AsRef<str> + Send>(texts: impl Iterator<Item = S> + Send, vocab_size: usize) -> Result<Self> {
+        use tokenizers::models::bpe::{BpeTrainerBuilder, BPE};
+        use tokenizers::models::TrainerWrapper;
+        use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+        use tokenizers::AddedToken;
+
+        let special: Vec<AddedToken> = SPECIAL_TOKENS.iter().map(|t| AddedToken::from(*t, true)).collect();
+        let mut trainer = TrainerWrapper::BpeTrainer(
+            BpeTrainerBuilder::new()
+                .vocab_size(vocab_size)
+                .min_frequency(2)
+                .show_progress(false)
+                .special_tokens(special)
+                .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
+                .build(),
+        );
+        let byte_level = ByteLevel::new(false, false, true);
+        let mut inner = tokenizers::Tokenizer::new(BPE::default());
+        inner.with_pre_tokenizer(Some(byte_level));
+        inner.with_decoder(Some(byte_level));
+        inner.train(&mut trainer, texts).map_err(|e| TrainerError::Invalid(format!("training the BPE tokenizer: {e}")))?;
+        Ok(Self { inner })
+    }
+
+    /// Writes `tokenizer.json`.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let json = self.inner.to_string(true).map_err(|e| TrainerError::Invalid(format!("serialising the tokenizer: {e}")))?;
+        Ok(simforge_data::fsutil::atomic_write_with(path, |w| std::io::Write::write_all(w, json.as_bytes()).map_err(|e| simforge_data::DataError::io(path, e)))?)
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
     }
 
     pub fn token_id(&self, token: &str) -> Option<u32> {

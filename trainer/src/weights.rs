@@ -2,19 +2,18 @@
 //! with `model.safetensors.index.json`; bf16, f16 or f32 on disk), or a seeded random
 //! initialisation (normal(0, 0.02), norms at one, as transformers initialises Qwen3).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
-use safetensors::{Dtype, SafeTensors};
 use simforge_data::rng::Rng;
 
+use crate::checkpoint::HostTensors;
 use crate::error::{Result, TrainerError};
 use crate::models::qwen3::Qwen3Config;
 
 pub enum WeightSource {
     Random { rng: Rng, device: Device },
-    Files { tensors: HashMap<String, (Vec<f32>, Vec<usize>)>, path: PathBuf, device: Device },
+    Files { tensors: HostTensors, path: PathBuf, device: Device },
 }
 
 impl WeightSource {
@@ -36,20 +35,9 @@ impl WeightSource {
         } else {
             vec![dir.join("model.safetensors")]
         };
-        let mut tensors = HashMap::new();
+        let mut tensors = HostTensors::new();
         for file in &files {
-            let bytes = std::fs::read(file).map_err(|e| TrainerError::io(file, e))?;
-            let st = SafeTensors::deserialize(&bytes).map_err(|e| TrainerError::checkpoint(file, format!("not a safetensors file: {e}")))?;
-            for (name, view) in st.tensors() {
-                let data = view.data();
-                let values: Vec<f32> = match view.dtype() {
-                    Dtype::F32 => data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-                    Dtype::F16 => data.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-                    Dtype::BF16 => data.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-                    other => return Err(TrainerError::checkpoint(file, format!("tensor `{name}` has dtype {other:?}; expected f32, f16 or bf16"))),
-                };
-                tensors.insert(name.to_string(), (values, view.shape().to_vec()));
-            }
+            tensors.extend(crate::checkpoint::read_safetensors(file)?);
         }
         Ok(Self::Files { tensors, path: dir.to_path_buf(), device: device.clone() })
     }
@@ -111,8 +99,18 @@ pub fn read_config(dir: &Path) -> Result<Qwen3Config> {
     Ok(config)
 }
 
-/// Loads a Hugging Face checkpoint folder onto `device`.
+/// Loads a Hugging Face checkpoint folder onto `device`; a LoRA adapter folder loads onto its
+/// base model with the adapters merged.
 pub fn load_qwen3(dir: &Path, device: &Device) -> Result<(Qwen3Config, crate::models::qwen3::Qwen3ForCausalLM)> {
+    if crate::checkpoint::is_adapter(dir) {
+        let (config, model, _) = crate::checkpoint::load_with_adapter(dir, device)?;
+        return Ok((config, crate::checkpoint::merge_lora(model)));
+    }
+    load_full_weights(dir, device)
+}
+
+/// Loads the full weights of a checkpoint folder (`model.safetensors` or a sharded index).
+pub fn load_full_weights(dir: &Path, device: &Device) -> Result<(Qwen3Config, crate::models::qwen3::Qwen3ForCausalLM)> {
     let config = read_config(dir)?;
     let mut weights = WeightSource::safetensors(dir, device)?;
     let model = crate::models::qwen3::Qwen3ForCausalLM::load(&config, &mut weights)?;

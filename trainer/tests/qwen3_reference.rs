@@ -218,3 +218,22 @@ fn sampling_is_seeded_batched_and_stoppable() {
     let eos = lm.generate(&prompts[..1], &SamplingOptions { eos: vec![first], ..greedy }, &|_| false);
     assert_eq!(eos[0][0], vec![first]);
 }
+
+#[test]
+fn exported_checkpoints_reload_with_the_reference_logits() {
+    let device = Device::flex();
+    for name in ["qwen3-tied", "qwen3-gqa"] {
+        let out = tempfile::tempdir().expect("tempdir");
+        let exported = out.path().join(name);
+        simforge_trainer::checkpoint::export_model(&fixture(name), &exported, false, &device).expect("export");
+        let r = reference(&fixture(name));
+        let lm = LanguageModel::load(&exported, &device).expect("reload");
+        for (got, want) in rows(lm.last_logits(&r.sequences)).iter().zip(&r.last_logits) {
+            let d = max_diff(got, want);
+            assert!(d < TOLERANCE, "{name}: logits after export differ by {d}");
+        }
+        let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(exported.join("config.json")).expect("config")).expect("json");
+        assert_eq!(config["architectures"][0], "Qwen3ForCausalLM");
+        assert!(exported.join("generation_config.json").is_file());
+    }
+}

@@ -10,7 +10,7 @@
 use burn::module::{Module, Param};
 use burn::nn::{Embedding, Linear};
 use burn::tensor::activation::{silu, softmax};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
@@ -165,6 +165,21 @@ impl RmsNorm {
     }
 }
 
+/// `x·W + b`. With a LoRA adapter on W and dropout while training, the adapter sees dropped-out
+/// input as PEFT computes it, `x·W₀ + s·(drop(x)·A)·B`; otherwise burn composes `W₀ + s·A·B`.
+fn project(linear: &Linear, x: Tensor<3>, dropout: f64) -> Tensor<3> {
+    let Some(adapter) = linear.weight.adapter().filter(|_| dropout > 0.0 && x.is_autodiff()) else {
+        return linear.forward(x);
+    };
+    let keep = Tensor::<3>::random(x.dims(), Distribution::Bernoulli(1.0 - dropout), &x.device()).div_scalar(1.0 - dropout);
+    let low_rank = (x.clone() * keep).matmul(adapter.a.val().unsqueeze()).matmul(adapter.b.val().unsqueeze()).mul_scalar(adapter.scale);
+    let y = x.matmul(linear.weight.base().unsqueeze()) + low_rank;
+    match &linear.bias {
+        Some(bias) => y + bias.val().unsqueeze(),
+        None => y,
+    }
+}
+
 fn linear(w: &mut WeightSource, name: &str, d_in: usize, d_out: usize, bias: bool) -> Result<Linear> {
     let weight = w.linear(&format!("{name}.weight"), d_out, d_in)?;
     let bias = if bias { Some(Param::from_tensor(w.bias(&format!("{name}.bias"), d_out)?)) } else { None };
@@ -247,6 +262,8 @@ pub struct Attention {
     pub num_heads: usize,
     pub num_kv_heads: usize,
     pub head_dim: usize,
+    /// LoRA dropout while training (0 without adapters).
+    pub lora_dropout: f64,
 }
 
 impl Attention {
@@ -266,6 +283,7 @@ impl Attention {
             num_heads: nh,
             num_kv_heads: nkv,
             head_dim: hd,
+            lora_dropout: 0.0,
         })
     }
 
@@ -281,9 +299,10 @@ impl Attention {
             };
             y.swap_dims(1, 2) // [batch, heads, seq, head_dim]
         };
-        let q = rope.apply(heads(self.q_proj.forward(x.clone()), nh, &self.q_norm));
-        let mut k = rope.apply(heads(self.k_proj.forward(x.clone()), nkv, &self.k_norm));
-        let mut v = heads(self.v_proj.forward(x), nkv, &None);
+        let p = self.lora_dropout;
+        let q = rope.apply(heads(project(&self.q_proj, x.clone(), p), nh, &self.q_norm));
+        let mut k = rope.apply(heads(project(&self.k_proj, x.clone(), p), nkv, &self.k_norm));
+        let mut v = heads(project(&self.v_proj, x, p), nkv, &None);
         if let Some(slot) = cache {
             if let Some((pk, pv)) = slot.take() {
                 k = Tensor::cat(vec![pk, k], 2);
@@ -303,7 +322,7 @@ impl Attention {
         let (k, v) = (repeat(k), repeat(v));
         let scores = q.matmul(k.swap_dims(2, 3)) / (hd as f64).sqrt() + mask; // [batch, heads, seq, past + seq]
         let context = softmax(scores, 3).matmul(v); // [batch, heads, seq, head_dim]
-        self.o_proj.forward(context.swap_dims(1, 2).reshape([b, t, nh * hd]))
+        project(&self.o_proj, context.swap_dims(1, 2).reshape([b, t, nh * hd]), p)
     }
 }
 
@@ -312,6 +331,8 @@ pub struct Mlp {
     pub gate_proj: Linear,
     pub up_proj: Linear,
     pub down_proj: Linear,
+    /// LoRA dropout while training (0 without adapters).
+    pub lora_dropout: f64,
 }
 
 impl Mlp {
@@ -321,11 +342,14 @@ impl Mlp {
             gate_proj: linear(w, &format!("{name}.gate_proj"), h, i, false)?,
             up_proj: linear(w, &format!("{name}.up_proj"), h, i, false)?,
             down_proj: linear(w, &format!("{name}.down_proj"), i, h, false)?,
+            lora_dropout: 0.0,
         })
     }
 
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.down_proj.forward(silu(self.gate_proj.forward(x.clone())) * self.up_proj.forward(x))
+        let p = self.lora_dropout;
+        let hidden = silu(project(&self.gate_proj, x.clone(), p)) * project(&self.up_proj, x, p);
+        project(&self.down_proj, hidden, p)
     }
 }
 

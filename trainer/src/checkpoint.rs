@@ -1,0 +1,354 @@
+//! Model folders in Hugging Face layout: `config.json`, `model.safetensors`, `tokenizer.json`,
+//! `generation_config.json`, and for LoRA `adapter_model.safetensors` + `adapter_config.json`
+//! in PEFT's layout. Every folder is written under a temporary name and renamed into place, so
+//! a crash never leaves half a checkpoint.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use burn::module::{Lora, Module, ModuleMapper, Param, ParamGroup};
+use burn::tensor::{Device, Tensor, TensorData};
+use safetensors::{Dtype, SafeTensors};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainerError};
+use crate::models::qwen3::{Qwen3Config, Qwen3ForCausalLM};
+use crate::train::config::LoraConfig;
+use crate::train::optim::{host, named_parameters};
+
+pub const ADAPTER_CONFIG: &str = "adapter_config.json";
+pub const ADAPTER_WEIGHTS: &str = "adapter_model.safetensors";
+
+/// A host tensor on its way to or from disk: (name, values, shape).
+pub type NamedTensor = (String, Vec<f32>, Vec<usize>);
+
+/// The tensors of a file by name: (values, shape).
+pub type HostTensors = HashMap<String, (Vec<f32>, Vec<usize>)>;
+
+/// Writes f32 tensors as a safetensors file (`format: pt`, as transformers expects).
+pub fn write_safetensors(path: &Path, tensors: &[NamedTensor]) -> Result<()> {
+    let bytes: Vec<Vec<u8>> = tensors.iter().map(|(_, v, _)| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
+    let views = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((name, _, shape), b)| {
+            safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), b)
+                .map(|view| (name.clone(), view))
+                .map_err(|e| TrainerError::checkpoint(path, format!("tensor `{name}`: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+    let data = safetensors::serialize(views, Some(metadata)).map_err(|e| TrainerError::checkpoint(path, e.to_string()))?;
+    std::fs::write(path, data).map_err(|e| TrainerError::io(path, e))
+}
+
+/// Every tensor of a safetensors file as f32.
+pub fn read_safetensors(path: &Path) -> Result<HostTensors> {
+    let bytes = std::fs::read(path).map_err(|e| TrainerError::io(path, e))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| TrainerError::checkpoint(path, format!("not a safetensors file: {e}")))?;
+    st.tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let data = view.data();
+            let values: Vec<f32> = match view.dtype() {
+                Dtype::F32 => data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+                Dtype::F16 => data.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+                Dtype::BF16 => data.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+                other => return Err(TrainerError::checkpoint(path, format!("tensor `{name}` has dtype {other:?}; expected f32, f16 or bf16"))),
+            };
+            Ok((name, (values, view.shape().to_vec())))
+        })
+        .collect()
+}
+
+/// Builds a folder under a temporary name next to `dir`, then swaps it into place.
+pub fn write_dir_atomically(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.with_file_name(format!(".{name}.tmp"));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| TrainerError::io(&tmp, e))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(|e| TrainerError::io(&tmp, e))?;
+    fill(&tmp)?;
+    if dir.exists() {
+        let old = dir.with_file_name(format!(".{name}.old"));
+        std::fs::rename(dir, &old).map_err(|e| TrainerError::io(dir, e))?;
+        std::fs::rename(&tmp, dir).map_err(|e| TrainerError::io(dir, e))?;
+        std::fs::remove_dir_all(&old).map_err(|e| TrainerError::io(&old, e))?;
+    } else {
+        std::fs::rename(&tmp, dir).map_err(|e| TrainerError::io(dir, e))?;
+    }
+    Ok(())
+}
+
+pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| TrainerError::checkpoint(path, e.to_string()))?;
+    std::fs::write(path, text + "\n").map_err(|e| TrainerError::io(path, e))
+}
+
+/// Hugging Face name and layout of a burn parameter: linear weights go back to `[out, in]`.
+fn hf_tensor(path: &str, values: Vec<f32>, shape: Vec<usize>) -> NamedTensor {
+    if shape.len() == 2 && path != "model.embed_tokens.weight" {
+        let (rows, cols) = (shape[0], shape[1]);
+        (path.to_string(), transpose(&values, rows, cols), vec![cols, rows])
+    } else {
+        (path.to_string(), values, shape)
+    }
+}
+
+/// `[rows, cols]` → `[cols, rows]`.
+pub fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0; values.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = values[r * cols + c];
+        }
+    }
+    out
+}
+
+/// The full weights (adapters merged) in Hugging Face names and layout.
+pub fn model_tensors(model: &Qwen3ForCausalLM) -> Vec<NamedTensor> {
+    named_parameters(model)
+        .into_iter()
+        .filter(|(path, ..)| !path.contains(".lora."))
+        // `val()` of an adapted weight is base + scale·a·b: the merged weight.
+        .map(|(path, value, shape, _)| hf_tensor(&path, host(value), shape))
+        .collect()
+}
+
+/// Adapter factors in PEFT names and layout: burn's `a` [in, r] and `b` [r, out] become
+/// `lora_A.weight` [r, in] and `lora_B.weight` [out, r].
+pub fn adapter_tensors(model: &Qwen3ForCausalLM) -> Vec<NamedTensor> {
+    named_parameters(model)
+        .into_iter()
+        .filter_map(|(path, value, shape, _)| {
+            let (module, factor) = path.rsplit_once(".weight.lora.")?;
+            let name = match factor {
+                "a" => "lora_A",
+                "b" => "lora_B",
+                _ => return None,
+            };
+            Some((format!("base_model.model.{module}.{name}.weight"), transpose(&host(value), shape[0], shape[1]), vec![shape[1], shape[0]]))
+        })
+        .collect()
+}
+
+/// PEFT's `adapter_config.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AdapterConfig {
+    pub peft_type: String,
+    pub task_type: String,
+    pub base_model_name_or_path: String,
+    pub r: usize,
+    pub lora_alpha: f64,
+    pub lora_dropout: f64,
+    pub target_modules: Vec<String>,
+    pub bias: String,
+    pub fan_in_fan_out: bool,
+    pub inference_mode: bool,
+    pub init_lora_weights: bool,
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl AdapterConfig {
+    pub fn new(lora: &LoraConfig, base: &Path) -> Self {
+        Self {
+            peft_type: "LORA".into(),
+            task_type: "CAUSAL_LM".into(),
+            base_model_name_or_path: base.display().to_string(),
+            r: lora.rank,
+            lora_alpha: lora.alpha,
+            lora_dropout: lora.dropout,
+            target_modules: lora.targets.clone(),
+            bias: "none".into(),
+            fan_in_fan_out: false,
+            inference_mode: true,
+            init_lora_weights: true,
+            extra: serde_json::Map::new(),
+        }
+    }
+
+    pub fn lora(&self) -> LoraConfig {
+        LoraConfig { rank: self.r, alpha: self.lora_alpha, dropout: self.lora_dropout, targets: self.target_modules.clone() }
+    }
+}
+
+/// Attaches adapters (A normal with PEFT's scale, B zero) to the chosen projections, freezing
+/// every other parameter; `seed` makes A's initialisation repeatable.
+pub fn attach_lora(model: Qwen3ForCausalLM, config: &Qwen3Config, lora: &LoraConfig, seed: u64, device: &Device) -> Qwen3ForCausalLM {
+    let mut paths = Vec::new();
+    for layer in 0..config.num_hidden_layers {
+        for target in &lora.targets {
+            let block = if matches!(target.as_str(), "gate_proj" | "up_proj" | "down_proj") { "mlp" } else { "self_attn" };
+            paths.push(format!("model.layers.{layer}.{block}.{target}.weight"));
+        }
+    }
+    device.seed(seed);
+    let mut reparam = Lora::new(lora.rank, lora.alpha).set_param_group(ParamGroup::from_paths(paths));
+    // PEFT draws A from kaiming-uniform(a=√5): U(±1/√fan_in), whose std is 1/√(3·fan_in).
+    reparam.init_std = Some(1.0 / (3.0 * config.hidden_size as f64).sqrt());
+    let mut model = model.apply_lora(reparam);
+    for layer in &mut model.model.layers {
+        layer.self_attn.lora_dropout = lora.dropout;
+        layer.mlp.lora_dropout = lora.dropout;
+    }
+    model
+}
+
+/// Replaces adapter factors with the values in `tensors` (PEFT names), checking every one is there.
+pub fn load_adapter_values(model: Qwen3ForCausalLM, tensors: HostTensors, path: &Path) -> Result<Qwen3ForCausalLM> {
+    struct Fill {
+        tensors: HostTensors,
+        stack: Vec<String>,
+        error: Option<TrainerError>,
+        path: PathBuf,
+    }
+    impl ModuleMapper for Fill {
+        fn enter_module(&mut self, name: &str, _container_type: &str) {
+            self.stack.push(name.to_owned());
+        }
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.stack.pop();
+        }
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let path = self.stack.join(".");
+            let Some((module, factor)) = path.rsplit_once(".weight.lora.") else { return param };
+            let name = format!("base_model.model.{module}.{}.weight", if factor == "a" { "lora_A" } else { "lora_B" });
+            let Some((values, shape)) = self.tensors.remove(&name) else {
+                self.error.get_or_insert(TrainerError::MissingTensor { path: self.path.clone(), name });
+                return param;
+            };
+            let dims = param.val().dims();
+            if shape != [dims[1], dims[0]] {
+                self.error.get_or_insert(TrainerError::Shape { path: self.path.clone(), name, expected: vec![dims[1], dims[0]], found: shape });
+                return param;
+            }
+            let (id, tensor, mapper) = param.consume();
+            let device = tensor.device();
+            let value: Tensor<D> = Tensor::from_data(TensorData::new(transpose(&values, shape[0], shape[1]), dims), &device);
+            let value = if tensor.is_require_grad() { Tensor::from_inner(value).require_grad() } else { value };
+            Param::from_mapped_value(id, value, mapper)
+        }
+    }
+    let mut fill = Fill { tensors, stack: Vec::new(), error: None, path: path.to_path_buf() };
+    let model = model.map(&mut fill);
+    match fill.error {
+        Some(e) => Err(e),
+        None => Ok(model),
+    }
+}
+
+/// Reads `dir/adapter_config.json`.
+pub fn read_adapter_config(dir: &Path) -> Result<AdapterConfig> {
+    let path = dir.join(ADAPTER_CONFIG);
+    let text = std::fs::read_to_string(&path).map_err(|e| TrainerError::io(&path, e))?;
+    let config: AdapterConfig = serde_json::from_str(&text).map_err(|e| TrainerError::checkpoint(&path, format!("not a PEFT adapter config: {e}")))?;
+    if config.peft_type != "LORA" {
+        return Err(TrainerError::checkpoint(&path, format!("peft_type {:?}; only LORA adapters load", config.peft_type)));
+    }
+    Ok(config)
+}
+
+/// The folder an adapter's `base_model_name_or_path` names (relative paths from the adapter).
+pub fn adapter_base(dir: &Path, config: &AdapterConfig) -> PathBuf {
+    let base = Path::new(&config.base_model_name_or_path);
+    if base.is_absolute() {
+        base.to_path_buf()
+    } else {
+        dir.join(base)
+    }
+}
+
+/// The files beside the weights: config, tokenizer and generation config.
+pub fn write_model_files(dir: &Path, config: &Qwen3Config, tokenizer_from: &Path) -> Result<()> {
+    let mut json = serde_json::to_value(config).map_err(|e| TrainerError::checkpoint(dir, e.to_string()))?;
+    json["architectures"] = serde_json::json!([if config.model_type == "qwen2" { "Qwen2ForCausalLM" } else { "Qwen3ForCausalLM" }]);
+    json["torch_dtype"] = serde_json::json!("float32");
+    write_json(&dir.join("config.json"), &json)?;
+    if tokenizer_from != dir {
+        for name in ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"] {
+            let from = tokenizer_from.join(name);
+            if from.is_file() {
+                std::fs::copy(&from, dir.join(name)).map_err(|e| TrainerError::io(&from, e))?;
+            }
+        }
+    }
+    if !dir.join("generation_config.json").is_file() {
+        let eos = config.extra.get("eos_token_id").cloned().unwrap_or(serde_json::Value::Null);
+        let pad = config.extra.get("pad_token_id").cloned().unwrap_or(serde_json::Value::Null);
+        write_json(&dir.join("generation_config.json"), &serde_json::json!({ "eos_token_id": eos, "pad_token_id": pad, "do_sample": false }))?;
+    }
+    Ok(())
+}
+
+/// Reads a LoRA adapter folder onto its base model, adapters attached (not merged).
+pub fn load_with_adapter(dir: &Path, device: &Device) -> Result<(Qwen3Config, Qwen3ForCausalLM, AdapterConfig)> {
+    let adapter = read_adapter_config(dir)?;
+    let base = adapter_base(dir, &adapter);
+    let (config, model) = crate::weights::load_qwen3(&base, device)?;
+    let model = attach_lora(model, &config, &adapter.lora(), 0, device);
+    let model = load_adapter_values(model, read_safetensors(&dir.join(ADAPTER_WEIGHTS))?, dir)?;
+    Ok((config, model, adapter))
+}
+
+/// Whether `dir` holds a LoRA adapter rather than full weights.
+pub fn is_adapter(dir: &Path) -> bool {
+    dir.join(ADAPTER_CONFIG).is_file() && !dir.join("model.safetensors").is_file() && !dir.join("model.safetensors.index.json").is_file()
+}
+
+/// Folds every adapter into its weight (`W₀ + s·A·B`), leaving a plain model.
+pub fn merge_lora(model: Qwen3ForCausalLM) -> Qwen3ForCausalLM {
+    let mut model = model.materialize();
+    for layer in &mut model.model.layers {
+        layer.self_attn.lora_dropout = 0.0;
+        layer.mlp.lora_dropout = 0.0;
+    }
+    model
+}
+
+/// A new model folder: `config` with seeded random weights (as transformers initialises
+/// Qwen3) and `tokenizer`; the tokenizer's `<|im_end|>` ends turns and `<|endoftext|>` pads.
+pub fn write_random_init(dir: &Path, config: &Qwen3Config, tokenizer: &crate::tokenizer::Tokenizer, seed: u64, device: &Device) -> Result<()> {
+    let mut config = config.clone();
+    for (key, token) in [("eos_token_id", "<|im_end|>"), ("pad_token_id", "<|endoftext|>")] {
+        if let Some(id) = tokenizer.token_id(token) {
+            config.extra.insert(key.into(), id.into());
+        }
+    }
+    let model = Qwen3ForCausalLM::load(&config, &mut crate::weights::WeightSource::random(seed, device))?;
+    write_dir_atomically(dir, |tmp| {
+        write_model_files(tmp, &config, tmp)?;
+        tokenizer.save(&tmp.join("tokenizer.json"))?;
+        write_safetensors(&tmp.join("model.safetensors"), &model_tensors(&model))
+    })
+}
+
+/// Writes `model` (a simforge model folder) to `out` for transformers: full weights, the LoRA
+/// adapters merged in (`merge_lora`), or unmerged as a PEFT adapter beside the base's config
+/// and tokenizer. Returns what was written.
+pub fn export_model(model: &Path, out: &Path, merge_lora_weights: bool, device: &Device) -> Result<&'static str> {
+    let adapter = is_adapter(model);
+    write_dir_atomically(out, |tmp| {
+        if !adapter {
+            let (config, weights) = crate::weights::load_qwen3(model, device)?;
+            write_model_files(tmp, &config, model)?;
+            return write_safetensors(&tmp.join("model.safetensors"), &model_tensors(&weights));
+        }
+        let (config, weights, adapter_config) = load_with_adapter(model, device)?;
+        write_model_files(tmp, &config, model)?;
+        if merge_lora_weights {
+            return write_safetensors(&tmp.join("model.safetensors"), &model_tensors(&merge_lora(weights)));
+        }
+        let base = adapter_base(model, &adapter_config);
+        let absolute = std::fs::canonicalize(&base).unwrap_or(base);
+        write_json(&tmp.join(ADAPTER_CONFIG), &AdapterConfig { base_model_name_or_path: absolute.display().to_string(), ..adapter_config })?;
+        write_safetensors(&tmp.join(ADAPTER_WEIGHTS), &adapter_tensors(&weights))
+    })?;
+    Ok(match (adapter, merge_lora_weights) {
+        (false, _) => "full weights",
+        (true, true) => "LoRA merged into full weights",
+        (true, false) => "PEFT adapter",
+    })
+}

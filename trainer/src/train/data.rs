@@ -1,0 +1,185 @@
+//! Training examples from data-prep's Parquet: packed text chunks for DAPT, chat records with
+//! assistant-only targets for SFT; then length-bucketed, seeded micro-batches.
+
+use std::path::Path;
+
+use simforge_data::parquet_io::Table;
+use simforge_data::rng::Rng;
+use simforge_data::scenes::letter;
+
+use crate::error::{Result, TrainerError};
+use crate::tokenizer::{chat_template, Message, Tokenizer};
+use crate::train::config::{Objective, TrainConfig};
+
+/// One training sequence; `targets[i]` says whether token `i` is predicted (from `i - 1`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Example {
+    pub ids: Vec<u32>,
+    pub targets: Vec<bool>,
+}
+
+impl Example {
+    pub fn target_count(&self) -> usize {
+        self.targets.iter().skip(1).filter(|t| **t).count()
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Examples {
+    pub train: Vec<Example>,
+    pub eval: Vec<Example>,
+    /// SFT records longer than `seq_len`, left out.
+    pub too_long: usize,
+}
+
+/// Reads `path` for `objective`.
+pub fn load(objective: Objective, path: &Path, tokenizer: &Tokenizer, config: &TrainConfig) -> Result<Examples> {
+    let table = Table::read(path)?;
+    let seed = config.seed.unwrap_or(0);
+    let held_out = held_out_rows(&table, seed, config.eval_fraction)?;
+    let mut examples = match objective {
+        Objective::Dapt => dapt(&table, path, &held_out, tokenizer, config.seq_len),
+        Objective::Sft => sft(&table, path, &held_out, tokenizer, config.seq_len),
+    }?;
+    examples.eval.truncate(config.max_eval_examples);
+    Ok(examples)
+}
+
+/// Rows marked `split = "eval"` when the table has a split column, else a seeded fraction.
+fn held_out_rows(table: &Table, seed: u64, fraction: f64) -> Result<Vec<bool>> {
+    if let Ok(split) = table.strings("split") {
+        return Ok(split.iter().map(|s| s == "eval").collect());
+    }
+    let mut rng = Rng::stream(seed, "held-out", 0);
+    let rows = table.rows();
+    let mut order: Vec<usize> = (0..rows).collect();
+    rng.shuffle(&mut order);
+    let count = if rows >= 2 { ((rows as f64 * fraction).round() as usize).clamp(usize::from(fraction > 0.0), rows - 1) } else { 0 };
+    let mut held = vec![false; rows];
+    for &r in &order[..count] {
+        held[r] = true;
+    }
+    Ok(held)
+}
+
+/// Documents joined by `<|endoftext|>` and cut into `seq_len` chunks, every token a target.
+fn dapt(table: &Table, path: &Path, held_out: &[bool], tokenizer: &Tokenizer, seq_len: usize) -> Result<Examples> {
+    let texts = table.strings("text")?;
+    let eos = tokenizer.token_id("<|endoftext|>").ok_or_else(|| TrainerError::Invalid("the tokenizer has no <|endoftext|> token".into()))?;
+    let mut streams = [Vec::new(), Vec::new()];
+    for (text, &held) in texts.iter().zip(held_out) {
+        let stream = &mut streams[usize::from(held)];
+        stream.extend(tokenizer.encode(text)?);
+        stream.push(eos);
+    }
+    let chunks = |stream: &[u32]| -> Vec<Example> {
+        let mut out: Vec<Example> = stream.chunks_exact(seq_len).map(|c| Example { ids: c.to_vec(), targets: vec![true; seq_len] }).collect();
+        let rest = &stream[stream.len() - stream.len() % seq_len..];
+        if out.is_empty() && rest.len() >= 2 {
+            out.push(Example { ids: rest.to_vec(), targets: vec![true; rest.len()] });
+        }
+        out
+    };
+    let examples = Examples { train: chunks(&streams[0]), eval: chunks(&streams[1]), too_long: 0 };
+    if examples.train.is_empty() {
+        return Err(TrainerError::Invalid(format!("{}: no training text in column `text`", path.display())));
+    }
+    Ok(examples)
+}
+
+/// The messages of each row: `prompt` + `response` (+ optional `system`), or a scenes table
+/// (`prompt` + `target_pos`), whose answer is `Behavior: [X]`.
+pub fn chat_records(table: &Table, path: &Path) -> Result<Vec<Vec<Message>>> {
+    let prompts = table.strings("prompt")?;
+    let responses: Vec<String> = match table.strings("response") {
+        Ok(r) => r,
+        Err(_) => match table.u32s("target_pos") {
+            Ok(pos) => pos.iter().map(|&p| format!("Behavior: [{}]", letter(p as usize))).collect(),
+            Err(_) => {
+                return Err(TrainerError::Invalid(format!(
+                    "{}: expected chat records (columns `prompt` and `response`) or scenes (`prompt` and `target_pos`)",
+                    path.display()
+                )))
+            }
+        },
+    };
+    let systems = table.opt_strings("system").ok();
+    Ok(prompts
+        .into_iter()
+        .zip(responses)
+        .enumerate()
+        .map(|(i, (prompt, response))| {
+            let mut messages = Vec::with_capacity(3);
+            if let Some(system) = systems.as_ref().and_then(|s| s[i].clone()) {
+                messages.push(Message { role: "system".into(), content: system });
+            }
+            messages.push(Message { role: "user".into(), content: prompt });
+            messages.push(Message { role: "assistant".into(), content: response });
+            messages
+        })
+        .collect())
+}
+
+/// Token ids of a conversation and, as targets, its final assistant turn's tokens (through
+/// `<|im_end|>`).
+pub fn chat_example(messages: &[Message], tokenizer: &Tokenizer) -> Result<Example> {
+    let full = tokenizer.encode(&chat_template(messages, false))?;
+    let answer = chat_template(&messages[messages.len() - 1..], false);
+    // The prefix is everything up to the assistant's content: the template with a generation
+    // prompt, plus Qwen3's empty think block.
+    let prefix_text = chat_template(&messages[..messages.len() - 1], true) + "<think>\n\n</think>\n\n";
+    let prefix = tokenizer.encode(&prefix_text)?;
+    if !full.starts_with(&prefix) || answer.is_empty() {
+        return Err(TrainerError::Invalid("the chat prompt does not tokenize to a prefix of the conversation".into()));
+    }
+    // The trailing "\n" after <|im_end|> is not a target.
+    let trailing = usize::from(full.last().is_some_and(|&t| Some(t) != tokenizer.token_id("<|im_end|>")));
+    let targets = (0..full.len()).map(|i| i >= prefix.len() && i < full.len() - trailing).collect();
+    Ok(Example { ids: full, targets })
+}
+
+fn sft(table: &Table, path: &Path, held_out: &[bool], tokenizer: &Tokenizer, seq_len: usize) -> Result<Examples> {
+    let mut examples = Examples::default();
+    for (row, (messages, &held)) in chat_records(table, path)?.iter().zip(held_out).enumerate() {
+        let example = chat_example(messages, tokenizer).map_err(|e| TrainerError::Invalid(format!("{} row {row}: {e}", path.display())))?;
+        if example.ids.len() > seq_len {
+            examples.too_long += 1;
+            continue;
+        }
+        if held { &mut examples.eval } else { &mut examples.train }.push(example);
+    }
+    if examples.train.is_empty() {
+        return Err(TrainerError::Invalid(format!("{}: no training record fits seq_len {seq_len}", path.display())));
+    }
+    Ok(examples)
+}
+
+/// Micro-batches of one epoch as example indices: shuffled with the epoch's seed, sorted by
+/// length within windows of 64 batches so a batch pads little, then the batches shuffled.
+pub fn epoch_batches(examples: &[Example], batch_size: usize, seed: u64, epoch: usize) -> Vec<Vec<usize>> {
+    let mut rng = Rng::stream(seed, "epoch", epoch as u64);
+    let mut order: Vec<usize> = (0..examples.len()).collect();
+    rng.shuffle(&mut order);
+    for window in order.chunks_mut(batch_size * 64) {
+        window.sort_by_key(|&i| examples[i].ids.len());
+    }
+    let mut batches: Vec<Vec<usize>> = order.chunks(batch_size).map(<[usize]>::to_vec).collect();
+    rng.shuffle(&mut batches);
+    batches
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_cover_every_example_once_and_depend_on_the_seed() {
+        let examples: Vec<Example> = (0..50).map(|n| Example { ids: vec![1; n % 7 + 2], targets: vec![true; n % 7 + 2] }).collect();
+        let a = epoch_batches(&examples, 4, 1, 0);
+        let mut seen: Vec<usize> = a.iter().flatten().copied().collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..50).collect::<Vec<_>>());
+        assert_eq!(a, epoch_batches(&examples, 4, 1, 0));
+        assert_ne!(a, epoch_batches(&examples, 4, 1, 1));
+    }
+}

@@ -1,0 +1,356 @@
+//! One training loop for causal-LM objectives (DAPT on text, SFT on chat records), full or
+//! LoRA, with AdamW, warm-up + cosine, global-norm clipping, gradient accumulation, periodic
+//! evaluation, `metrics.jsonl`, atomic Hugging Face checkpoints and exact resumption.
+//!
+//! Output folder: `checkpoint-<step>/` (resumable: model or adapter + `trainer_state/`),
+//! `model/` (the final model), `metrics.jsonl`.
+
+pub mod config;
+pub mod data;
+pub mod optim;
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{
+    adapter_tensors, attach_lora, load_adapter_values, model_tensors, read_safetensors, write_dir_atomically, write_json,
+    write_model_files, write_safetensors, AdapterConfig, NamedTensor, ADAPTER_CONFIG, ADAPTER_WEIGHTS,
+};
+use crate::error::{Result, TrainerError};
+use crate::models::qwen3::{Batch, Qwen3Config, Qwen3ForCausalLM};
+use crate::tokenizer::Tokenizer;
+use crate::weights::load_qwen3;
+use config::{Objective, TrainConfig};
+use data::{epoch_batches, Example};
+use optim::{device_tensor, host, learning_rate, AdamW, GradientSum, Moments};
+
+pub const METRICS_FILE: &str = "metrics.jsonl";
+pub const FINAL_MODEL: &str = "model";
+const STATE_DIR: &str = "trainer_state";
+
+/// What to train, on what, into where.
+pub struct TrainJob<'a> {
+    pub objective: Objective,
+    /// Parquet written by data-prep: a corpus (`text`) for DAPT, chat records or scenes for SFT.
+    pub data: &'a Path,
+    /// The model to start from (Hugging Face folder with `tokenizer.json`).
+    pub init: &'a Path,
+    pub out: &'a Path,
+    pub config: &'a TrainConfig,
+    pub device: Device,
+    /// Continue from the newest `checkpoint-<step>/` in `out` if there is one.
+    pub resume: bool,
+}
+
+/// One optimizer step's numbers, as written to `metrics.jsonl`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StepMetrics {
+    pub step: usize,
+    pub epoch: f64,
+    pub loss: f64,
+    pub lr: f64,
+    pub grad_norm: f64,
+    pub tokens: usize,
+    pub tokens_per_s: f64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub eval_loss: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainSummary {
+    pub steps: usize,
+    pub resumed_from: Option<usize>,
+    pub train_examples: usize,
+    pub eval_examples: usize,
+    pub too_long: usize,
+    pub final_loss: Option<f64>,
+    pub eval_loss: Option<f64>,
+    pub model: PathBuf,
+    pub trainable_parameters: usize,
+}
+
+/// What a checkpoint needs besides weights to continue exactly.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TrainerState {
+    step: usize,
+    total_steps: usize,
+    adam_step: u64,
+    objective: Objective,
+    config: TrainConfig,
+}
+
+/// Runs `job`, calling `progress` after every optimizer step.
+pub fn train(job: &TrainJob, progress: &mut dyn FnMut(&StepMetrics, usize)) -> Result<TrainSummary> {
+    // 1. Settings, tokenizer, examples.
+    let c = job.config;
+    if let Some(problem) = c.problem() {
+        return Err(TrainerError::Invalid(format!("training settings: {problem}")));
+    }
+    let seed = c.seed.unwrap_or(0);
+    let tokenizer = Tokenizer::from_file(&job.init.join("tokenizer.json"))?;
+    let examples = data::load(job.objective, job.data, &tokenizer, c)?;
+    let batches_per_epoch = examples.train.len().div_ceil(c.batch_size);
+    let total_steps = (c.epochs * batches_per_epoch / c.grad_accum).max(1).min(c.max_steps.unwrap_or(usize::MAX));
+    let warmup = (c.warmup_ratio * total_steps as f64).round() as usize;
+
+    // 2. The model and optimizer: fresh from `init`, or from the newest checkpoint.
+    std::fs::create_dir_all(job.out).map_err(|e| TrainerError::io(job.out, e))?;
+    let resume_from = if job.resume { latest_checkpoint(job.out)? } else { None };
+    let (config, mut model) = load_qwen3(job.init, &job.device)?;
+    let pad_id = config.extra.get("pad_token_id").and_then(serde_json::Value::as_u64).unwrap_or(0) as u32;
+    if let Some(lora) = &c.lora {
+        model = attach_lora(model, &config, lora, seed, &job.device);
+    }
+    let mut optimizer = AdamW::new(c);
+    let mut start = 0;
+    if let Some((step, dir)) = &resume_from {
+        let state: TrainerState = read_state(dir)?;
+        if state.config != *c || state.objective != job.objective {
+            return Err(TrainerError::checkpoint(dir, "was written with different training settings; resume with the same ones or start a new output folder"));
+        }
+        model = if c.lora.is_some() {
+            load_adapter_values(model, read_safetensors(&dir.join(ADAPTER_WEIGHTS))?, dir)?
+        } else {
+            crate::weights::load_full_weights(dir, &job.device)?.1
+        };
+        optimizer.step = state.adam_step;
+        optimizer.moments = read_moments(&dir.join(STATE_DIR).join("optimizer.safetensors"), &job.device)?;
+        start = *step;
+    }
+    let mut model = model.train();
+    let trainable_parameters = optim::named_parameters(&model).iter().filter(|p| p.3).map(|p| p.2.iter().product::<usize>()).sum();
+    let metrics_path = job.out.join(METRICS_FILE);
+    keep_metrics_through(&metrics_path, start)?;
+
+    // 3. The steps.
+    let mut last_loss = None;
+    let mut last_eval = None;
+    let mut epoch_cache: Option<(usize, Vec<Vec<usize>>)> = None;
+    let clock = Instant::now();
+    let mut tokens_seen = 0usize;
+    for step in start..total_steps {
+        job.device.seed(seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let micro: Vec<Vec<usize>> = (step * c.grad_accum..(step + 1) * c.grad_accum)
+            .map(|g| {
+                let epoch = g / batches_per_epoch;
+                if epoch_cache.as_ref().is_none_or(|(e, _)| *e != epoch) {
+                    epoch_cache = Some((epoch, epoch_batches(&examples.train, c.batch_size, seed, epoch)));
+                }
+                epoch_cache.as_ref().map(|(_, b)| b[g % batches_per_epoch].clone()).unwrap_or_default()
+            })
+            .collect();
+        let step_targets: usize = micro.iter().flatten().map(|&i| examples.train[i].target_count()).sum();
+        let mut grads = GradientSum::default();
+        let mut loss = 0.0;
+        for batch in &micro {
+            let rows: Vec<&Example> = batch.iter().map(|&i| &examples.train[i]).collect();
+            tokens_seen += rows.iter().map(|e| e.ids.len()).sum::<usize>();
+            let nll = summed_nll(&model, &rows, pad_id, config.rope_theta);
+            let part = nll.div_scalar(step_targets.max(1) as f64);
+            loss += f64::from(scalar(part.clone()));
+            grads.add(&model, part.backward());
+        }
+        let grad_norm = grads.global_norm();
+        if !loss.is_finite() || !grad_norm.is_finite() {
+            let kept = latest_checkpoint(job.out)?.map_or("none was written yet".to_string(), |(_, d)| d.display().to_string());
+            return Err(TrainerError::Invalid(format!(
+                "step {}: the loss is {loss} and the gradient norm {grad_norm}; training stopped. The last good checkpoint: {kept}. Lower the learning rate or check the data.",
+                step + 1
+            )));
+        }
+        if c.max_grad_norm > 0.0 && grad_norm > c.max_grad_norm {
+            grads.scale(c.max_grad_norm / (grad_norm + 1e-6));
+        }
+        let lr = learning_rate(c.lr, step, warmup, total_steps);
+        model = optimizer.apply(model, grads, lr);
+        let done = step + 1;
+        let eval_loss = if !examples.eval.is_empty() && (done == total_steps || (c.eval_every > 0 && done % c.eval_every == 0)) {
+            Some(evaluate(&model, &examples.eval, c.batch_size, pad_id, config.rope_theta))
+        } else {
+            None
+        };
+        let metrics = StepMetrics {
+            step: done,
+            epoch: (done * c.grad_accum) as f64 / batches_per_epoch as f64,
+            loss,
+            lr,
+            grad_norm,
+            tokens: tokens_seen,
+            tokens_per_s: tokens_seen as f64 / clock.elapsed().as_secs_f64().max(1e-9),
+            eval_loss,
+        };
+        append_metrics(&metrics_path, &metrics)?;
+        progress(&metrics, total_steps);
+        last_loss = Some(loss);
+        last_eval = eval_loss.or(last_eval);
+        if done < total_steps && c.save_every > 0 && done % c.save_every == 0 {
+            let state = TrainerState { step: done, total_steps, adam_step: optimizer.step, objective: job.objective, config: c.clone() };
+            save_checkpoint(job, &config, &model, &optimizer, &state)?;
+        }
+    }
+
+    // 4. The final model.
+    let final_dir = job.out.join(FINAL_MODEL);
+    write_model(&final_dir, job, &config, &model)?;
+    Ok(TrainSummary {
+        steps: total_steps,
+        resumed_from: resume_from.map(|(s, _)| s),
+        train_examples: examples.train.len(),
+        eval_examples: examples.eval.len(),
+        too_long: examples.too_long,
+        final_loss: last_loss,
+        eval_loss: last_eval,
+        model: final_dir,
+        trainable_parameters,
+    })
+}
+
+fn scalar(t: Tensor<1>) -> f32 {
+    host(t).first().copied().unwrap_or(f32::NAN)
+}
+
+/// Summed negative log-likelihood of the target tokens of `rows`, right-padded into one batch.
+pub fn summed_nll(model: &Qwen3ForCausalLM, rows: &[&Example], pad_id: u32, rope_theta: f64) -> Tensor<1> {
+    let len = rows.iter().map(|e| e.ids.len()).max().unwrap_or(0);
+    let mut batch = Batch { ids: Vec::with_capacity(rows.len()), valid: Vec::with_capacity(rows.len()) };
+    let mut next = Vec::with_capacity(rows.len() * len);
+    let mut weight = Vec::with_capacity(rows.len() * len);
+    for e in rows {
+        let pad = len - e.ids.len();
+        batch.ids.push(e.ids.iter().copied().chain(std::iter::repeat_n(pad_id, pad)).collect());
+        batch.valid.push(std::iter::repeat_n(true, e.ids.len()).chain(std::iter::repeat_n(false, pad)).collect());
+        // Position i predicts token i + 1.
+        for i in 1..len {
+            next.push(i64::from(e.ids.get(i).copied().unwrap_or(pad_id)));
+            weight.push(if e.targets.get(i).copied().unwrap_or(false) { 1.0f32 } else { 0.0 });
+        }
+    }
+    let logits = model.forward(&batch, &batch.valid, rope_theta, None);
+    let [b, t, v] = logits.dims();
+    let device = logits.device();
+    let next: Tensor<3, Int> = Tensor::from_data(TensorData::new(next, [b, t - 1, 1]), &device);
+    let weight: Tensor<2> = Tensor::from_data(TensorData::new(weight, [b, t - 1]), &device);
+    let picked = log_softmax(logits.slice([0..b, 0..t - 1, 0..v]), 2).gather(2, next).reshape([b, t - 1]);
+    (picked * weight).sum().neg()
+}
+
+/// Mean loss per target token over `examples`, without gradients.
+pub fn evaluate(model: &Qwen3ForCausalLM, examples: &[Example], batch_size: usize, pad_id: u32, rope_theta: f64) -> f64 {
+    let model = model.valid();
+    let mut total = 0.0;
+    let mut count = 0;
+    for chunk in examples.chunks(batch_size.max(1)) {
+        let rows: Vec<&Example> = chunk.iter().collect();
+        total += f64::from(scalar(summed_nll(&model, &rows, pad_id, rope_theta)));
+        count += rows.iter().map(|e| e.target_count()).sum::<usize>();
+    }
+    total / count.max(1) as f64
+}
+
+/// Writes the model (full weights, or the adapter for LoRA) with its config and tokenizer.
+fn write_model(dir: &Path, job: &TrainJob, config: &Qwen3Config, model: &Qwen3ForCausalLM) -> Result<()> {
+    write_dir_atomically(dir, |tmp| write_model_into(tmp, job, config, model))
+}
+
+fn write_model_into(tmp: &Path, job: &TrainJob, config: &Qwen3Config, model: &Qwen3ForCausalLM) -> Result<()> {
+    write_model_files(tmp, config, job.init)?;
+    match &job.config.lora {
+        Some(lora) => {
+            let base = std::fs::canonicalize(job.init).map_err(|e| TrainerError::io(job.init, e))?;
+            write_json(&tmp.join(ADAPTER_CONFIG), &AdapterConfig::new(lora, &base))?;
+            write_safetensors(&tmp.join(ADAPTER_WEIGHTS), &adapter_tensors(model))
+        }
+        None => write_safetensors(&tmp.join("model.safetensors"), &model_tensors(model)),
+    }
+}
+
+fn save_checkpoint(job: &TrainJob, config: &Qwen3Config, model: &Qwen3ForCausalLM, optimizer: &AdamW, state: &TrainerState) -> Result<()> {
+    let dir = job.out.join(format!("checkpoint-{}", state.step));
+    write_dir_atomically(&dir, |tmp| {
+        write_model_into(tmp, job, config, model)?;
+        let state_dir = tmp.join(STATE_DIR);
+        std::fs::create_dir_all(&state_dir).map_err(|e| TrainerError::io(&state_dir, e))?;
+        write_json(&state_dir.join("state.json"), state)?;
+        let mut moments: Vec<NamedTensor> = Vec::with_capacity(optimizer.moments.len() * 2);
+        let mut paths: Vec<&String> = optimizer.moments.keys().collect();
+        paths.sort();
+        for path in paths {
+            let m = &optimizer.moments[path];
+            let n = m.m.dims()[0];
+            moments.push((format!("{path}.exp_avg"), host(m.m.clone()), vec![n]));
+            moments.push((format!("{path}.exp_avg_sq"), host(m.v.clone()), vec![n]));
+        }
+        write_safetensors(&state_dir.join("optimizer.safetensors"), &moments)
+    })?;
+    // Older checkpoints beyond the ones kept go, newest first kept.
+    let mut all = checkpoints(job.out)?;
+    all.sort_by_key(|(s, _)| std::cmp::Reverse(*s));
+    for (_, old) in all.into_iter().skip(job.config.keep_checkpoints.max(1)) {
+        std::fs::remove_dir_all(&old).map_err(|e| TrainerError::io(&old, e))?;
+    }
+    Ok(())
+}
+
+fn read_state(dir: &Path) -> Result<TrainerState> {
+    let path = dir.join(STATE_DIR).join("state.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| TrainerError::io(&path, e))?;
+    serde_json::from_str(&text).map_err(|e| TrainerError::checkpoint(&path, format!("not a trainer state: {e}")))
+}
+
+fn read_moments(path: &Path, device: &Device) -> Result<std::collections::HashMap<String, Moments>> {
+    let mut tensors = read_safetensors(path)?;
+    let names: Vec<String> = tensors.keys().filter_map(|k| k.strip_suffix(".exp_avg").map(str::to_owned)).collect();
+    names
+        .into_iter()
+        .map(|p| {
+            let m = tensors.remove(&format!("{p}.exp_avg")).map(|t| t.0);
+            let v = tensors.remove(&format!("{p}.exp_avg_sq")).map(|t| t.0);
+            match (m, v) {
+                (Some(m), Some(v)) => Ok((p, Moments { m: device_tensor(m, device), v: device_tensor(v, device) })),
+                _ => Err(TrainerError::MissingTensor { path: path.to_path_buf(), name: format!("{p}.exp_avg_sq") }),
+            }
+        })
+        .collect()
+}
+
+fn checkpoints(out: &Path) -> Result<Vec<(usize, PathBuf)>> {
+    let entries = std::fs::read_dir(out).map_err(|e| TrainerError::io(out, e))?;
+    Ok(entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let step = e.file_name().to_str()?.strip_prefix("checkpoint-")?.parse().ok()?;
+            Some((step, e.path()))
+        })
+        .collect())
+}
+
+/// The newest complete checkpoint (folders appear only once complete).
+pub fn latest_checkpoint(out: &Path) -> Result<Option<(usize, PathBuf)>> {
+    if !out.is_dir() {
+        return Ok(None);
+    }
+    Ok(checkpoints(out)?.into_iter().max_by_key(|(s, _)| *s))
+}
+
+/// Drops metric lines after `step` (those of a run that went past its last checkpoint).
+fn keep_metrics_through(path: &Path, step: usize) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
+    let kept: String = text
+        .lines()
+        .filter(|l| serde_json::from_str::<StepMetrics>(l).is_ok_and(|m| m.step <= step))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(path, kept).map_err(|e| TrainerError::io(path, e))
+}
+
+fn append_metrics(path: &Path, metrics: &StepMetrics) -> Result<()> {
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| TrainerError::io(path, e))?;
+    let line = serde_json::to_string(metrics).map_err(|e| TrainerError::Invalid(e.to_string()))?;
+    writeln!(file, "{line}").map_err(|e| TrainerError::io(path, e))
+}

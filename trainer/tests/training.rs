@@ -1,0 +1,199 @@
+//! Training: loss on a repeated sequence goes to ~0, LoRA with zero B leaves outputs unchanged,
+//! a resumed run equals an uninterrupted one, checkpoints and adapters reload exactly.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::tensor::Device;
+use simforge_data::parquet_io as pq;
+use simforge_trainer::checkpoint::{attach_lora, write_random_init};
+use simforge_trainer::inference::LanguageModel;
+use simforge_trainer::models::qwen3::Qwen3Config;
+use simforge_trainer::tokenizer::Tokenizer;
+use simforge_trainer::train::config::{LoraConfig, Objective, TrainConfig};
+use simforge_trainer::train::{train, StepMetrics, TrainJob, METRICS_FILE};
+use simforge_trainer::weights::load_qwen3;
+
+fn device() -> Device {
+    simforge_trainer::device::parse("cpu").expect("cpu device")
+}
+
+const TEXT: &str = "the user watched a film and rated it 4 out of 5. ";
+
+/// A tiny model (BPE trained on `TEXT`) in `dir/init`, and a corpus of `docs` copies of `TEXT`.
+fn setup(dir: &Path, docs: usize) -> (PathBuf, PathBuf) {
+    let texts: Vec<String> = (0..docs).map(|i| format!("{TEXT}{}", TEXT.repeat(i % 3))).collect();
+    let tokenizer = Tokenizer::train_byte_level_bpe(texts.iter(), 300).expect("bpe");
+    let mut config = Qwen3Config::tiny(tokenizer.vocab_size());
+    config.hidden_size = 64;
+    config.intermediate_size = 128;
+    config.num_hidden_layers = 2;
+    config.head_dim = Some(16);
+    let init = dir.join("init");
+    write_random_init(&init, &config, &tokenizer, 3, &device()).expect("init");
+    let corpus = dir.join("corpus.parquet");
+    pq::write(&corpus, vec![("text", pq::str_col(texts.iter()))]).expect("corpus");
+    (init, corpus)
+}
+
+fn metrics(out: &Path) -> Vec<StepMetrics> {
+    std::fs::read_to_string(out.join(METRICS_FILE)).expect("metrics").lines().map(|l| serde_json::from_str(l).expect("metric line")).collect()
+}
+
+fn config(steps: usize) -> TrainConfig {
+    TrainConfig { max_steps: Some(steps), epochs: 1000, batch_size: 4, seq_len: 32, lr: 3e-3, warmup_ratio: 0.1, seed: Some(7), ..TrainConfig::default() }
+}
+
+#[test]
+fn dapt_on_a_repeated_text_drives_the_loss_near_zero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (init, corpus) = setup(dir.path(), 20);
+    let out = dir.path().join("run");
+    let c = config(80);
+    let job = TrainJob { objective: Objective::Dapt, data: &corpus, init: &init, out: &out, config: &c, device: device(), resume: false };
+    let summary = train(&job, &mut |_, _| {}).expect("train");
+    let m = metrics(&out);
+    assert_eq!(m.len(), 80);
+    assert!(m[0].loss > 3.0, "a random model starts near ln(vocab): {}", m[0].loss);
+    let last = m.last().expect("last").loss;
+    assert!(last < 0.3, "the loss on a repeated text falls near zero: {last}");
+    assert!(summary.eval_loss.expect("eval loss") < 0.5, "{summary:?}");
+    // The final model reloads and gives the trained behaviour.
+    let lm = LanguageModel::load(&out.join("model"), &device()).expect("reload");
+    assert_eq!(lm.config.num_hidden_layers, 2);
+}
+
+#[test]
+fn lora_with_zero_b_leaves_outputs_unchanged_and_trains_only_adapters() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (init, _) = setup(dir.path(), 6);
+    let (config, model) = load_qwen3(&init, &device()).expect("load");
+    let ids = vec![vec![5u32, 9, 14, 3, 7], vec![2, 8, 11]];
+    let plain = LanguageModel { model: model.clone(), config: config.clone(), pad_id: 0 }.last_logits(&ids).into_data().try_to_vec::<f32>().expect("f32");
+    let lora = LoraConfig { rank: 4, alpha: 8.0, dropout: 0.0, targets: vec!["q_proj".into(), "v_proj".into(), "down_proj".into()] };
+    let adapted = attach_lora(model, &config, &lora, 1, &device());
+    let names: Vec<(String, bool)> = simforge_trainer::train::optim::named_parameters(&adapted.clone().train()).into_iter().map(|p| (p.0, p.3)).collect();
+    let trainable: Vec<&String> = names.iter().filter(|n| n.1).map(|n| &n.0).collect();
+    assert_eq!(trainable.len(), 2 * 3 * 2, "A and B on 3 projections in 2 layers: {names:?}");
+    assert!(trainable.iter().all(|n| n.contains(".weight.lora.")), "{trainable:?}");
+    let with_lora = LanguageModel { model: adapted, config, pad_id: 0 }.last_logits(&ids).into_data().try_to_vec::<f32>().expect("f32");
+    let diff = plain.iter().zip(&with_lora).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(diff == 0.0, "B = 0 must leave logits unchanged, max diff {diff}");
+}
+
+#[test]
+fn resumed_training_equals_uninterrupted_training() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (init, corpus) = setup(dir.path(), 20);
+    for lora in [None, Some(LoraConfig { rank: 4, alpha: 8.0, dropout: 0.1, ..LoraConfig::default() })] {
+        let mut c = config(12);
+        c.grad_accum = 2;
+        c.save_every = 4;
+        c.eval_every = 6;
+        c.weight_decay = 0.01;
+        c.lora = lora.clone();
+        let whole = dir.path().join(format!("whole-{}", lora.is_some()));
+        let job = TrainJob { objective: Objective::Dapt, data: &corpus, init: &init, out: &whole, config: &c, device: device(), resume: false };
+        train(&job, &mut |_, _| {}).expect("uninterrupted");
+
+        // Stop after step 6 (past the checkpoint at 4), then resume.
+        let parts = dir.path().join(format!("parts-{}", lora.is_some()));
+        let job = TrainJob { objective: Objective::Dapt, data: &corpus, init: &init, out: &parts, config: &c, device: device(), resume: false };
+        let interrupted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            train(&job, &mut |m, _| {
+                if m.step == 6 {
+                    panic!("interrupted");
+                }
+            })
+        }));
+        assert!(interrupted.is_err());
+        assert!(parts.join("checkpoint-4").is_dir());
+        let job = TrainJob { resume: true, ..job };
+        let summary = train(&job, &mut |_, _| {}).expect("resumed");
+        assert_eq!(summary.resumed_from, Some(4));
+        let (a, b) = (metrics(&whole), metrics(&parts));
+        assert_eq!(a.len(), 12);
+        assert!(a[11].loss < a[0].loss - 0.3, "training lowers the loss (lora: {}): {} → {}", lora.is_some(), a[0].loss, a[11].loss);
+        assert_eq!(b.len(), 12, "metrics after the checkpoint were replaced, not duplicated");
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!((x.step, x.loss, x.lr, x.grad_norm, x.eval_loss), (y.step, y.loss, y.lr, y.grad_norm, y.eval_loss), "lora: {}", lora.is_some());
+        }
+        let final_a = std::fs::read(whole.join("model").join(if lora.is_some() { "adapter_model.safetensors" } else { "model.safetensors" })).expect("a");
+        let final_b = std::fs::read(parts.join("model").join(if lora.is_some() { "adapter_model.safetensors" } else { "model.safetensors" })).expect("b");
+        assert!(final_a == final_b, "final weights are byte-identical");
+    }
+}
+
+#[test]
+fn a_module_visit_names_parameters_like_the_checkpoint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (init, _) = setup(dir.path(), 4);
+    let (_, model) = load_qwen3(&init, &device()).expect("load");
+    let names: Vec<String> = simforge_trainer::train::optim::named_parameters(&model.valid()).into_iter().map(|p| p.0).collect();
+    assert!(names.contains(&"model.layers.1.self_attn.q_norm.weight".to_string()), "{names:?}");
+    assert!(names.contains(&"model.embed_tokens.weight".to_string()), "{names:?}");
+}
+
+#[test]
+fn sft_targets_are_the_assistant_answer_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (init, _) = setup(dir.path(), 4);
+    let tokenizer = Tokenizer::from_file(&init.join("tokenizer.json")).expect("tokenizer");
+    let messages = vec![
+        simforge_trainer::tokenizer::Message { role: "user".into(), content: "# Exposure List\n[A] film\n[B] show".into() },
+        simforge_trainer::tokenizer::Message { role: "assistant".into(), content: "Behavior: [B]".into() },
+    ];
+    let example = simforge_trainer::train::data::chat_example(&messages, &tokenizer).expect("example");
+    let answer: Vec<u32> = example.ids.iter().zip(&example.targets).filter(|(_, t)| **t).map(|(i, _)| *i).collect();
+    assert_eq!(tokenizer.decode(&answer).expect("decode"), "Behavior: [B]<|im_end|>");
+    assert_eq!(example.ids.len(), tokenizer.encode(&simforge_trainer::tokenizer::chat_template(&messages, false)).expect("ids").len());
+}
+
+#[test]
+fn a_diverging_run_stops_with_a_clear_error_and_keeps_its_last_checkpoint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (init, corpus) = setup(dir.path(), 20);
+    let out = dir.path().join("run");
+    let c = TrainConfig { lr: 1e12, max_grad_norm: 0.0, save_every: 1, warmup_ratio: 0.0, ..config(30) };
+    let job = TrainJob { objective: Objective::Dapt, data: &corpus, init: &init, out: &out, config: &c, device: device(), resume: false };
+    let err = train(&job, &mut |_, _| {}).expect_err("a learning rate of 1e12 diverges").to_string();
+    assert!(err.contains("training stopped") && err.contains("checkpoint-"), "{err}");
+    let last_good = metrics(&out).len();
+    assert!(out.join(format!("checkpoint-{last_good}")).is_dir(), "{err}");
+    assert!(!out.join("model").exists(), "no final model from a failed run");
+}
+
+#[test]
+fn lora_exports_as_a_peft_adapter_and_merges_to_the_same_logits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (init, corpus) = setup(dir.path(), 20);
+    let out = dir.path().join("run");
+    let lora = LoraConfig { rank: 4, alpha: 8.0, dropout: 0.0, targets: vec!["q_proj".into(), "up_proj".into()] };
+    let c = TrainConfig { lora: Some(lora), ..config(10) };
+    let job = TrainJob { objective: Objective::Dapt, data: &corpus, init: &init, out: &out, config: &c, device: device(), resume: false };
+    train(&job, &mut |_, _| {}).expect("train");
+    let trained = out.join("model");
+    assert!(trained.join("adapter_model.safetensors").is_file() && !trained.join("model.safetensors").exists());
+
+    let merged = dir.path().join("merged");
+    let peft = dir.path().join("peft");
+    simforge_trainer::checkpoint::export_model(&trained, &merged, true, &device()).expect("merge");
+    simforge_trainer::checkpoint::export_model(&trained, &peft, false, &device()).expect("adapter");
+    let ids = vec![vec![5u32, 9, 14, 3, 7, 21, 30]];
+    let logits = |dir: &Path| LanguageModel::load(dir, &device()).expect("load").last_logits(&ids).into_data().try_to_vec::<f32>().expect("f32");
+    let (adapter, merged_logits, base) = (logits(&trained), logits(&merged), logits(&init));
+    let diff = adapter.iter().zip(&merged_logits).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(diff < 1e-4, "merged and adapter logits differ by {diff}");
+    assert!(adapter.iter().zip(&base).any(|(a, b)| (a - b).abs() > 1e-3), "training changed the adapted model");
+
+    let adapter_config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(peft.join("adapter_config.json")).expect("config")).expect("json");
+    assert_eq!(adapter_config["peft_type"], "LORA");
+    assert_eq!(adapter_config["r"], 4);
+    assert_eq!(adapter_config["target_modules"], serde_json::json!(["q_proj", "up_proj"]));
+    let tensors = simforge_trainer::checkpoint::read_safetensors(&peft.join("adapter_model.safetensors")).expect("adapter");
+    assert_eq!(tensors.len(), 2 * 2 * 2);
+    let (_, shape) = &tensors["base_model.model.model.layers.1.mlp.up_proj.lora_A.weight"];
+    assert_eq!(shape, &vec![4, 64], "lora_A is [r, in]");
+    let (_, shape) = &tensors["base_model.model.model.layers.1.mlp.up_proj.lora_B.weight"];
+    assert_eq!(shape, &vec![128, 4], "lora_B is [out, r]");
+}
