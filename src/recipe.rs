@@ -90,7 +90,8 @@ impl Recipe {
             if m.is_tiny() && self.corpus.is_none() {
                 bail!("recipe {}: a tiny [model] learns its tokenizer on the corpus: add a [corpus] section", recipe_path.display());
             }
-            if !m.is_tiny() && Path::new(&m.base).is_relative() {
+            // A relative folder is relative to the recipe; anything else may be a hub id.
+            if !m.is_tiny() && Path::new(&m.base).is_relative() && base.join(&m.base).exists() {
                 m.base = base.join(&m.base).display().to_string();
             }
         }

@@ -120,6 +120,19 @@ fn tree_digest(dir: &Path) -> Vec<(String, String)> {
             let path = entry.expect("entry").path();
             if path.is_dir() {
                 stack.push(path);
+            } else if path.ends_with("metrics.jsonl") {
+                // Everything but the wall-clock throughput must repeat.
+                let rel = path.strip_prefix(dir).expect("prefix").display().to_string();
+                let text = std::fs::read_to_string(&path).expect("metrics");
+                let lines: Vec<String> = text
+                    .lines()
+                    .map(|l| {
+                        let mut m: serde_json::Map<String, Value> = serde_json::from_str(l).expect("metric");
+                        m.remove("tokens_per_s");
+                        serde_json::to_string(&m).expect("json")
+                    })
+                    .collect();
+                files.push((rel, simforge_data::fsutil::sha256_bytes(lines.join("\n").as_bytes())));
             } else if !path.ends_with("manifest.json") {
                 let rel = path.strip_prefix(dir).expect("prefix").display().to_string();
                 files.push((rel, simforge_data::fsutil::sha256_file(&path).expect("sha")));
@@ -416,4 +429,81 @@ fn lm_generate_and_score_read_and_write_jsonl() {
     let bad = simforge(&["lm", "generate", "--model", s(model.path()), "--input", s(&input), "--out", s(&dir.path().join("c.jsonl"))]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("in.jsonl:1: token 300 is outside the vocabulary"));
+}
+
+/// A Hugging Face hub look-alike on 127.0.0.1 serving `files` of repo `org/tiny` at commit
+/// `abc123` (the model API and `resolve` URLs), for `requests` requests.
+fn serve_hub(files: Vec<(String, Vec<u8>)>, requests: usize) -> (String, std::thread::JoinHandle<Vec<String>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+    let handle = std::thread::spawn(move || {
+        let siblings: Vec<Value> = files.iter().map(|(n, _)| serde_json::json!({ "rfilename": n })).collect();
+        let info = serde_json::to_vec(&serde_json::json!({ "id": "org/tiny", "sha": "abc123", "siblings": siblings })).expect("json");
+        let mut seen = Vec::new();
+        for stream in listener.incoming().take(requests) {
+            let mut stream = stream.expect("accept");
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut request_line = String::new();
+            reader.read_line(&mut request_line).expect("read");
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).expect("read") == 0 || line == "\r\n" {
+                    break;
+                }
+            }
+            let path = request_line.split_whitespace().nth(1).unwrap_or("").to_string();
+            let body = if path == "/api/models/org/tiny/revision/main" {
+                Some(info.clone())
+            } else {
+                files.iter().find(|(n, _)| path == format!("/org/tiny/resolve/abc123/{n}")).map(|(_, b)| b.clone())
+            };
+            let (status, body) = match body {
+                Some(b) => ("200 OK", b),
+                None => ("404 Not Found", Vec::new()),
+            };
+            seen.push(path);
+            let head = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+            stream.write_all(head.as_bytes()).expect("head");
+            let _ = stream.write_all(&body);
+        }
+        seen
+    });
+    (endpoint, handle)
+}
+
+#[test]
+fn hub_ids_download_into_the_hf_cache_and_load_offline() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("trainer/tests/fixtures/qwen3-tied");
+    let files: Vec<(String, Vec<u8>)> = ["config.json", "generation_config.json", "model.safetensors"]
+        .iter()
+        .map(|n| (n.to_string(), std::fs::read(fixture.join(n)).expect("fixture")))
+        .collect();
+    let (endpoint, server) = serve_hub(files, 4);
+    let cache = tempfile::tempdir().expect("tempdir");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_simforge"))
+            .args(args)
+            .env("SIMFORGE_LOG", "warn")
+            .env("HF_ENDPOINT", &endpoint)
+            .env("HF_HUB_CACHE", cache.path())
+            .env_remove("HF_HUB_OFFLINE")
+            .output()
+            .expect("run simforge")
+    };
+    let logits = |out: Output| -> Value {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("json")
+    };
+    let local = ok_json(&["lm", "logits", "--model", s(&fixture), "--ids", "1 2 3"]);
+    assert_eq!(logits(run(&["lm", "logits", "--model", "org/tiny", "--ids", "1 2 3"])), local);
+    let seen = server.join().expect("server");
+    assert_eq!(seen[0], "/api/models/org/tiny/revision/main", "{seen:?}");
+    let snapshot = cache.path().join("models--org--tiny/snapshots/abc123");
+    assert!(snapshot.join("model.safetensors").is_file());
+    assert_eq!(std::fs::read_to_string(cache.path().join("models--org--tiny/refs/main")).expect("ref"), "abc123");
+    // The server is gone: offline (or a complete cached snapshot) needs no network.
+    assert_eq!(logits(run(&["lm", "logits", "--model", "org/tiny", "--ids", "1 2 3", "--offline"])), local);
+    let missing = run(&["lm", "logits", "--model", "org/other", "--ids", "1", "--offline"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not in the Hugging Face cache"), "{}", String::from_utf8_lossy(&missing.stderr));
 }

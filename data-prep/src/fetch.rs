@@ -120,16 +120,42 @@ pub fn fetch(name: &str, out: &Path, options: &FetchOptions) -> Result<FetchRepo
 /// Downloads `url` to `target` through `target.part`, continuing a previous partial download
 /// with an HTTP range request. Returns the byte offset it resumed from.
 pub fn download(url: &str, target: &Path, progress: bool) -> Result<u64> {
-    let part = target.with_extension(format!("{}.part", target.extension().map(|e| e.to_string_lossy()).unwrap_or_default()));
-    let have = fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
-    let http = |message: String| DataError::Http { url: url.into(), message };
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+    download_with(url, target, progress, None)
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(30)))
         .timeout_recv_body(Some(Duration::from_secs(120)))
         .http_status_as_error(false)
         .build()
-        .into();
-    let mut request = agent.get(url);
+        .into()
+}
+
+/// The body of a small GET (an API answer), with an optional bearer token.
+pub fn get_bytes(url: &str, bearer: Option<&str>) -> Result<Vec<u8>> {
+    let http = |message: String| DataError::Http { url: url.into(), message };
+    let mut request = agent().get(url);
+    if let Some(token) = bearer {
+        request = request.header("Authorization", format!("Bearer {token}"));
+    }
+    let mut response = request.call().map_err(|e| http(e.to_string()))?;
+    let status = response.status().as_u16();
+    if status != 200 {
+        return Err(http(format!("HTTP status {status}")));
+    }
+    response.body_mut().read_to_vec().map_err(|e| http(e.to_string()))
+}
+
+/// [`download`] with an optional bearer token (private or gated files).
+pub fn download_with(url: &str, target: &Path, progress: bool, bearer: Option<&str>) -> Result<u64> {
+    let part = target.with_extension(format!("{}.part", target.extension().map(|e| e.to_string_lossy()).unwrap_or_default()));
+    let have = fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+    let http = |message: String| DataError::Http { url: url.into(), message };
+    let mut request = agent().get(url);
+    if let Some(token) = bearer {
+        request = request.header("Authorization", format!("Bearer {token}"));
+    }
     if have > 0 {
         request = request.header("Range", format!("bytes={have}-"));
     }

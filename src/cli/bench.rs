@@ -15,10 +15,11 @@ pub enum BenchCommand {
     /// `prep` and `scenes`, each timed with its peak memory.
     #[command(after_help = "Example:\n  simforge bench data --out bench-data.json")]
     Data(DataBenchArgs),
-    /// Causal-LM scoring throughput (one forward pass over a batch, logits at the last
-    /// position) for the tiny and Qwen3-0.6B-shaped configs with random weights, against
-    /// PyTorch + transformers on the same config, batch and length (`--python` with torch).
-    #[command(after_help = "Example:\n  simforge bench lm --python python3 --out bench-lm.json")]
+    /// Causal-LM throughput for the tiny and Qwen3-0.6B-shaped configs with random weights:
+    /// scoring (one forward pass, logits at the last position) and a full-fine-tuning training
+    /// step (forward, backward, global-norm clipping, AdamW), against PyTorch + transformers on
+    /// the same config, batch, length and precision (`--python` with torch).
+    #[command(after_help = "Examples:\n  simforge bench lm --python python3 --out bench-lm.json\n  simforge bench lm --modes train --configs tiny --device wgpu")]
     Lm(LmBenchArgs),
 }
 
@@ -32,9 +33,12 @@ pub struct LmBenchArgs {
     /// Sequences per forward pass for the tiny config (the 0.6B shape uses 1).
     #[arg(long, default_value_t = 8)]
     pub batch: usize,
-    /// Timed forward passes after one warm-up.
+    /// Timed repetitions after one warm-up.
     #[arg(long, default_value_t = 3)]
     pub reps: usize,
+    /// What to time: score, train.
+    #[arg(long, value_delimiter = ',', default_value = "score,train")]
+    pub modes: Vec<String>,
     /// cpu, wgpu or cuda[:N].
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -163,6 +167,11 @@ fn data(args: DataBenchArgs) -> anyhow::Result<()> {
 fn lm(args: LmBenchArgs) -> anyhow::Result<()> {
     use simforge_trainer::inference::LanguageModel;
     use simforge_trainer::models::qwen3::{Qwen3Config, Qwen3ForCausalLM};
+    use simforge_trainer::burn::module::Module;
+    use simforge_trainer::train::config::TrainConfig;
+    use simforge_trainer::train::data::Example;
+    use simforge_trainer::train::optim::AdamW;
+    use simforge_trainer::train::{clip_global_norm, step_gradients};
     use simforge_trainer::weights::WeightSource;
 
     let device = simforge_trainer::device::parse(&args.device)?;
@@ -175,56 +184,69 @@ fn lm(args: LmBenchArgs) -> anyhow::Result<()> {
             "qwen3-0.6b" => (Qwen3Config::qwen3_0_6b(), 1),
             other => bail!("unknown config {other:?}: expected tiny or qwen3-0.6b"),
         };
-        tracing::info!("{name}: building random weights");
-        let model = Qwen3ForCausalLM::load(&config, &mut WeightSource::random(0, &device))?;
-        let lm = LanguageModel { model, config: config.clone(), pad_id: 0 };
+        let config_path = scratch.join(format!("{name}.json"));
+        std::fs::write(&config_path, serde_json::to_string(&config)?)?;
         let mut rng = simforge_data::rng::Rng::new(1);
         let sequences: Vec<Vec<u32>> =
             (0..batch).map(|_| (0..args.seq_len).map(|_| rng.below(config.vocab_size) as u32).collect()).collect();
-        let run = || {
-            let logits = lm.last_logits(&sequences);
-            let _ = logits.into_data(); // wait for the result
-        };
-        run();
-        let clock = Instant::now();
-        for _ in 0..args.reps {
-            run();
+        for mode in &args.modes {
+            tracing::info!("{name} {mode}: building random weights");
+            let model = Qwen3ForCausalLM::load(&config, &mut WeightSource::random(0, &device))?;
+            let seconds = match mode.as_str() {
+                "score" => {
+                    let lm = LanguageModel { model, config: config.clone(), pad_id: 0 };
+                    time_reps(args.reps, || {
+                        let _ = lm.last_logits(&sequences).into_data(); // wait for the result
+                    })
+                }
+                "train" => {
+                    let examples: Vec<Example> = sequences.iter().map(|s| Example { ids: s.clone(), targets: vec![true; s.len()] }).collect();
+                    let micro = vec![examples.iter().collect::<Vec<_>>()];
+                    let mut optimizer = AdamW::new(&TrainConfig::default());
+                    let mut model = Some(model.train());
+                    time_reps(args.reps, || {
+                        let Some(m) = model.take() else { return };
+                        let (grads, _) = step_gradients(&m, &micro, 0, config.rope_theta);
+                        let norm = grads.global_norm();
+                        model = Some(optimizer.apply(m, clip_global_norm(grads, norm, 1.0), 1e-5));
+                    })
+                }
+                other => bail!("unknown mode {other:?}: expected score or train"),
+            };
+            let tokens = (batch * args.seq_len) as f64;
+            tracing::info!("{name} {mode}: simforge {:.0} tokens/s; timing PyTorch", tokens / seconds);
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/lm_torch.py");
+            let torch = Command::new(&args.python)
+                .arg(&script)
+                .arg(&config_path)
+                .args([batch.to_string(), args.seq_len.to_string(), args.reps.to_string(), mode.clone(), args.device.clone()])
+                .output();
+            let baseline = match torch {
+                Ok(o) if o.status.success() => serde_json::from_slice::<serde_json::Value>(&o.stdout).ok(),
+                Ok(o) => {
+                    tracing::warn!("PyTorch baseline failed: {}", String::from_utf8_lossy(&o.stderr));
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!("PyTorch baseline not run ({}: {e})", args.python);
+                    None
+                }
+            };
+            let torch_seconds = baseline.as_ref().and_then(|b| b["seconds"].as_f64());
+            results.push(serde_json::json!({
+                "config": name,
+                "mode": mode,
+                "batch": batch,
+                "seq_len": args.seq_len,
+                "simforge": { "seconds": seconds, "tokens_per_second": tokens / seconds },
+                "pytorch": baseline,
+                "speed_vs_pytorch": torch_seconds.map(|t| t / seconds),
+            }));
         }
-        let seconds = clock.elapsed().as_secs_f64() / args.reps.max(1) as f64;
-        let tokens = (batch * args.seq_len) as f64;
-        let config_path = scratch.join(format!("{name}.json"));
-        std::fs::write(&config_path, serde_json::to_string(&config)?)?;
-        tracing::info!("{name}: simforge {:.0} tokens/s; timing PyTorch", tokens / seconds);
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/lm_torch.py");
-        let torch = Command::new(&args.python)
-            .arg(&script)
-            .arg(&config_path)
-            .args([batch.to_string(), args.seq_len.to_string(), args.reps.to_string()])
-            .output();
-        let baseline = match torch {
-            Ok(o) if o.status.success() => serde_json::from_slice::<serde_json::Value>(&o.stdout).ok(),
-            Ok(o) => {
-                tracing::warn!("PyTorch baseline failed: {}", String::from_utf8_lossy(&o.stderr));
-                None
-            }
-            Err(e) => {
-                tracing::warn!("PyTorch baseline not run ({}: {e})", args.python);
-                None
-            }
-        };
-        let torch_seconds = baseline.as_ref().and_then(|b| b["seconds_per_forward"].as_f64());
-        results.push(serde_json::json!({
-            "config": name,
-            "batch": batch,
-            "seq_len": args.seq_len,
-            "simforge": { "seconds_per_forward": seconds, "tokens_per_second": tokens / seconds },
-            "pytorch": baseline,
-            "speed_vs_pytorch": torch_seconds.map(|t| t / seconds),
-        }));
     }
     let _ = std::fs::remove_dir_all(&scratch);
     let report = serde_json::json!({
-        "benchmark": "lm-scoring",
+        "benchmark": "lm",
         "device": args.device,
         "machine": { "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1), "arch": std::env::consts::ARCH },
         "unix_time": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
@@ -232,4 +254,14 @@ fn lm(args: LmBenchArgs) -> anyhow::Result<()> {
     });
     simforge_data::fsutil::write_json(&args.out, &report)?;
     super::print_json(&report)
+}
+
+/// Mean seconds of `reps` runs of `run` after one warm-up run.
+fn time_reps(reps: usize, mut run: impl FnMut()) -> f64 {
+    run();
+    let clock = Instant::now();
+    for _ in 0..reps.max(1) {
+        run();
+    }
+    clock.elapsed().as_secs_f64() / reps.max(1) as f64
 }

@@ -44,7 +44,8 @@ pub struct LogitsArgs {
 
 #[derive(Debug, Args)]
 pub struct IoArgs {
-    /// Checkpoint folder (config.json, model.safetensors, tokenizer.json for text prompts).
+    /// Checkpoint folder (config.json, model.safetensors, tokenizer.json for text prompts) or
+    /// a hub id such as Qwen/Qwen3-0.6B (downloaded into the Hugging Face cache).
     #[arg(long)]
     pub model: PathBuf,
     /// JSONL input.
@@ -110,7 +111,7 @@ pub fn lm(command: LmCommand) -> anyhow::Result<()> {
 
 fn logits(args: LogitsArgs) -> anyhow::Result<()> {
     let device = device::parse(&args.device)?;
-    let lm = LanguageModel::load(&args.model, &device)?;
+    let lm = LanguageModel::load(&super::model_dir(&args.model)?, &device)?;
     let mut sequences = Vec::with_capacity(args.ids.len());
     for (n, text) in args.ids.iter().enumerate() {
         let ids: Vec<u32> = text
@@ -147,8 +148,9 @@ struct Job {
 
 fn open(io: &IoArgs) -> anyhow::Result<Job> {
     let device = device::parse(&io.device)?;
-    let lm = LanguageModel::load(&io.model, &device)?;
-    let tokenizer_path = io.model.join("tokenizer.json");
+    let model = super::model_dir(&io.model)?;
+    let lm = LanguageModel::load(&model, &device)?;
+    let tokenizer_path = model.join("tokenizer.json");
     let tokenizer = if tokenizer_path.is_file() { Some(Tokenizer::from_file(&tokenizer_path)?) } else { None };
     let file = std::fs::File::open(&io.input).with_context(|| format!("opening {}", io.input.display()))?;
     let mut requests = Vec::new();

@@ -26,6 +26,9 @@ Examples:
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Use only the local Hugging Face cache for hub ids (no downloads); also HF_HUB_OFFLINE=1.
+    #[arg(long, global = true)]
+    pub offline: bool,
     /// Write this process's peak resident memory (KiB) to FILE on exit (used by benchmarks).
     #[arg(long, global = true, hide = true, value_name = "FILE")]
     pub peak_memory_report: Option<PathBuf>,
@@ -76,7 +79,15 @@ pub enum Command {
     },
 }
 
+static OFFLINE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A `--model` argument as a folder: itself, or a hub id's snapshot in the Hugging Face cache.
+pub fn model_dir(model: &std::path::Path) -> anyhow::Result<PathBuf> {
+    Ok(simforge_trainer::hub::resolve(model, OFFLINE.load(std::sync::atomic::Ordering::Relaxed))?)
+}
+
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    OFFLINE.store(cli.offline, std::sync::atomic::Ordering::Relaxed);
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Prep(args) => data::prep(args),

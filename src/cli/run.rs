@@ -95,7 +95,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             record("model", outcome);
             stage("model")
         } else {
-            PathBuf::from(&config.base)
+            super::model_dir(Path::new(&config.base))?
         };
         let mut init = model;
         let trainings = [

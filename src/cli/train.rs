@@ -23,7 +23,7 @@ pub enum TrainCommand {
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Model folder to start from (config.json, weights, tokenizer.json).
+    /// Model folder to start from (config.json, weights, tokenizer.json) or a hub id.
     #[arg(long)]
     pub model: PathBuf,
     /// Training data (Parquet from data-prep).
@@ -87,7 +87,7 @@ pub fn train_command(command: TrainCommand) -> anyhow::Result<()> {
     if args.lora {
         config.lora = Some(args.lora_config.clone());
     }
-    let summary = run_training(objective, &args.model, &args.data, &args.out, &config, &args.device, args.resume)?;
+    let summary = run_training(objective, &super::model_dir(&args.model)?, &args.data, &args.out, &config, &args.device, args.resume)?;
     super::print_json(&summary)
 }
 
@@ -123,6 +123,6 @@ pub fn model_command(command: ModelCommand) -> anyhow::Result<()> {
 }
 
 pub fn export(args: ExportArgs) -> anyhow::Result<()> {
-    let exported = export_model(&args.model, &args.out, args.merge_lora, &device::parse("cpu")?)?;
+    let exported = export_model(&super::model_dir(&args.model)?, &args.out, args.merge_lora, &device::parse("cpu")?)?;
     super::print_json(&serde_json::json!({ "out": args.out, "exported": exported }))
 }

@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod device;
 pub mod error;
+pub mod hub;
 pub mod inference;
 pub mod init;
 pub mod models;
@@ -12,3 +13,5 @@ pub mod train;
 pub mod weights;
 
 pub use error::{Result, TrainerError};
+/// The burn this crate builds on, for callers that handle its modules and tensors.
+pub use burn;

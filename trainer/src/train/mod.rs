@@ -145,17 +145,9 @@ pub fn train(job: &TrainJob, progress: &mut dyn FnMut(&StepMetrics, usize)) -> R
                 epoch_cache.as_ref().map(|(_, b)| b[g % batches_per_epoch].clone()).unwrap_or_default()
             })
             .collect();
-        let step_targets: usize = micro.iter().flatten().map(|&i| examples.train[i].target_count()).sum();
-        let mut grads = GradientSum::default();
-        let mut loss = 0.0;
-        for batch in &micro {
-            let rows: Vec<&Example> = batch.iter().map(|&i| &examples.train[i]).collect();
-            tokens_seen += rows.iter().map(|e| e.ids.len()).sum::<usize>();
-            let nll = summed_nll(&model, &rows, pad_id, config.rope_theta);
-            let part = nll.div_scalar(step_targets.max(1) as f64);
-            loss += f64::from(scalar(part.clone()));
-            grads.add(&model, part.backward());
-        }
+        let micro: Vec<Vec<&Example>> = micro.iter().map(|b| b.iter().map(|&i| &examples.train[i]).collect()).collect();
+        tokens_seen += micro.iter().flatten().map(|e| e.ids.len()).sum::<usize>();
+        let (grads, loss) = step_gradients(&model, &micro, pad_id, config.rope_theta);
         let grad_norm = grads.global_norm();
         if !loss.is_finite() || !grad_norm.is_finite() {
             let kept = latest_checkpoint(job.out)?.map_or("none was written yet".to_string(), |(_, d)| d.display().to_string());
@@ -164,9 +156,7 @@ pub fn train(job: &TrainJob, progress: &mut dyn FnMut(&StepMetrics, usize)) -> R
                 step + 1
             )));
         }
-        if c.max_grad_norm > 0.0 && grad_norm > c.max_grad_norm {
-            grads.scale(c.max_grad_norm / (grad_norm + 1e-6));
-        }
+        let grads = clip_global_norm(grads, grad_norm, c.max_grad_norm);
         let lr = learning_rate(c.lr, step, warmup, total_steps);
         model = optimizer.apply(model, grads, lr);
         let done = step + 1;
@@ -209,6 +199,28 @@ pub fn train(job: &TrainJob, progress: &mut dyn FnMut(&StepMetrics, usize)) -> R
         model: final_dir,
         trainable_parameters,
     })
+}
+
+/// Gradients of one optimizer step summed over its micro-batches, with the loss as the mean
+/// over all of the step's target tokens (so accumulation equals one large batch).
+pub fn step_gradients(model: &Qwen3ForCausalLM, micro: &[Vec<&Example>], pad_id: u32, rope_theta: f64) -> (GradientSum, f64) {
+    let step_targets: usize = micro.iter().flatten().map(|e| e.target_count()).sum();
+    let mut grads = GradientSum::default();
+    let mut loss = 0.0;
+    for rows in micro {
+        let part = summed_nll(model, rows, pad_id, rope_theta).div_scalar(step_targets.max(1) as f64);
+        loss += f64::from(scalar(part.clone()));
+        grads.add(model, part.backward());
+    }
+    (grads, loss)
+}
+
+/// Scales all gradients together so their global L2 norm is at most `max_norm` (0: no clipping).
+pub fn clip_global_norm(mut grads: GradientSum, norm: f64, max_norm: f64) -> GradientSum {
+    if max_norm > 0.0 && norm > max_norm {
+        grads.scale(max_norm / (norm + 1e-6));
+    }
+    grads
 }
 
 fn scalar(t: Tensor<1>) -> f32 {
