@@ -82,8 +82,7 @@ pub fn write_dir_atomically(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) 
 }
 
 pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| TrainerError::checkpoint(path, e.to_string()))?;
-    std::fs::write(path, text + "\n").map_err(|e| TrainerError::io(path, e))
+    Ok(simforge_data::fsutil::write_json(path, value)?)
 }
 
 /// Hugging Face name and layout of a burn parameter: linear weights go back to `[out, in]`.

@@ -310,9 +310,7 @@ fn save_checkpoint(job: &TrainJob, config: &Qwen3Config, model: &Qwen3ForCausalL
 }
 
 fn read_state(dir: &Path) -> Result<TrainerState> {
-    let path = dir.join(STATE_DIR).join("state.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| TrainerError::io(&path, e))?;
-    serde_json::from_str(&text).map_err(|e| TrainerError::checkpoint(&path, format!("not a trainer state: {e}")))
+    Ok(simforge_data::fsutil::read_json(&dir.join(STATE_DIR).join("state.json"))?)
 }
 
 fn read_moments(path: &Path, device: &Device) -> Result<std::collections::HashMap<String, Moments>> {
