@@ -81,10 +81,6 @@ pub fn write_dir_atomically(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) 
     Ok(())
 }
 
-pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
-    Ok(simforge_data::fsutil::write_json(path, value)?)
-}
-
 /// Hugging Face name and layout of a burn parameter: linear weights go back to `[out, in]`.
 fn hf_tensor(path: &str, values: Vec<f32>, shape: Vec<usize>) -> NamedTensor {
     if shape.len() == 2 && path != "model.embed_tokens.weight" {
@@ -265,7 +261,7 @@ pub fn write_model_files(dir: &Path, config: &Qwen3Config, tokenizer_from: &Path
     let mut json = serde_json::to_value(config).map_err(|e| TrainerError::checkpoint(dir, e.to_string()))?;
     json["architectures"] = serde_json::json!([if config.model_type == "qwen2" { "Qwen2ForCausalLM" } else { "Qwen3ForCausalLM" }]);
     json["torch_dtype"] = serde_json::json!("float32");
-    write_json(&dir.join("config.json"), &json)?;
+    simforge_data::fsutil::write_json(&dir.join("config.json"), &json)?;
     if tokenizer_from != dir {
         for name in ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"] {
             let from = tokenizer_from.join(name);
@@ -277,7 +273,7 @@ pub fn write_model_files(dir: &Path, config: &Qwen3Config, tokenizer_from: &Path
     if !dir.join("generation_config.json").is_file() {
         let eos = config.extra.get("eos_token_id").cloned().unwrap_or(serde_json::Value::Null);
         let pad = config.extra.get("pad_token_id").cloned().unwrap_or(serde_json::Value::Null);
-        write_json(&dir.join("generation_config.json"), &serde_json::json!({ "eos_token_id": eos, "pad_token_id": pad, "do_sample": false }))?;
+        simforge_data::fsutil::write_json(&dir.join("generation_config.json"), &serde_json::json!({ "eos_token_id": eos, "pad_token_id": pad, "do_sample": false }))?;
     }
     Ok(())
 }
@@ -294,7 +290,7 @@ pub fn load_with_adapter(dir: &Path, device: &Device) -> Result<(Qwen3Config, Qw
 
 /// Whether `dir` holds a LoRA adapter rather than full weights.
 pub fn is_adapter(dir: &Path) -> bool {
-    dir.join(ADAPTER_CONFIG).is_file() && !dir.join("model.safetensors").is_file() && !dir.join("model.safetensors.index.json").is_file()
+    dir.join(ADAPTER_CONFIG).is_file() && !crate::weights::has_full_weights(dir)
 }
 
 /// Folds every adapter into its weight (`W₀ + s·A·B`), leaving a plain model.
@@ -342,7 +338,7 @@ pub fn export_model(model: &Path, out: &Path, merge_lora_weights: bool, device: 
         }
         let base = adapter_base(model, &adapter_config);
         let absolute = std::fs::canonicalize(&base).unwrap_or(base);
-        write_json(&tmp.join(ADAPTER_CONFIG), &AdapterConfig { base_model_name_or_path: absolute.display().to_string(), ..adapter_config })?;
+        simforge_data::fsutil::write_json(&tmp.join(ADAPTER_CONFIG), &AdapterConfig { base_model_name_or_path: absolute.display().to_string(), ..adapter_config })?;
         write_safetensors(&tmp.join(ADAPTER_WEIGHTS), &adapter_tensors(&weights))
     })?;
     Ok(match (adapter, merge_lora_weights) {

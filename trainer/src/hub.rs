@@ -27,7 +27,7 @@ pub fn resolve(model: &Path, offline: bool) -> Result<PathBuf> {
     let repo = cache_root().join(format!("models--{}", id.replace('/', "--")));
     let offline = offline || std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
     if let Some(snapshot) = cached_snapshot(&repo, revision) {
-        if offline || snapshot.join("config.json").is_file() && has_weights(&snapshot) {
+        if offline || snapshot.join("config.json").is_file() && crate::weights::has_full_weights(&snapshot) {
             return Ok(snapshot);
         }
     }
@@ -52,10 +52,6 @@ fn cached_snapshot(repo: &Path, revision: &str) -> Option<PathBuf> {
     let commit = std::fs::read_to_string(repo.join("refs").join(revision)).ok().map(|s| s.trim().to_string()).unwrap_or_else(|| revision.to_string());
     let snapshot = repo.join("snapshots").join(commit);
     snapshot.is_dir().then_some(snapshot)
-}
-
-fn has_weights(dir: &Path) -> bool {
-    dir.join("model.safetensors").is_file() || dir.join("model.safetensors.index.json").is_file()
 }
 
 #[derive(Deserialize)]

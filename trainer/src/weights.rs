@@ -81,6 +81,11 @@ impl WeightSource {
     }
 }
 
+/// Whether `dir` holds full weights: `model.safetensors` or a sharded index.
+pub fn has_full_weights(dir: &Path) -> bool {
+    dir.join("model.safetensors").is_file() || dir.join("model.safetensors.index.json").is_file()
+}
+
 /// Reads `config.json` and checks the architecture can run it.
 pub fn read_config(dir: &Path) -> Result<Qwen3Config> {
     let path = dir.join("config.json");

@@ -43,6 +43,14 @@ fn rows(t: burn::tensor::Tensor<2>) -> Vec<Vec<f32>> {
     values.chunks(v).map(<[f32]>::to_vec).collect()
 }
 
+/// The batched last-position logits of `lm` on the reference sequences are within TOLERANCE.
+fn assert_reference_logits(lm: &LanguageModel, r: &Reference, what: &str) {
+    for (got, want) in rows(lm.last_logits(&r.sequences)).iter().zip(&r.last_logits) {
+        let d = max_diff(got, want);
+        assert!(d < TOLERANCE, "{what}: batched logits differ by {d}");
+    }
+}
+
 #[test]
 fn logits_match_transformers() {
     let device = Device::flex();
@@ -51,10 +59,7 @@ fn logits_match_transformers() {
         let r = reference(&dir);
         let lm = LanguageModel::load(&dir, &device).expect("load");
         // One left-padded batch, as the reference ran it.
-        for (got, want) in rows(lm.last_logits(&r.sequences)).iter().zip(&r.last_logits) {
-            let d = max_diff(got, want);
-            assert!(d < TOLERANCE, "{name}: batched logits differ by {d}");
-        }
+        assert_reference_logits(&lm, &r, name);
         // Each sequence alone: padding must not change a row.
         for (seq, want) in r.sequences.iter().zip(&r.last_logits) {
             let got = &rows(lm.last_logits(std::slice::from_ref(seq)))[0];
@@ -228,10 +233,7 @@ fn exported_checkpoints_reload_with_the_reference_logits() {
         simforge_trainer::checkpoint::export_model(&fixture(name), &exported, false, &device).expect("export");
         let r = reference(&fixture(name));
         let lm = LanguageModel::load(&exported, &device).expect("reload");
-        for (got, want) in rows(lm.last_logits(&r.sequences)).iter().zip(&r.last_logits) {
-            let d = max_diff(got, want);
-            assert!(d < TOLERANCE, "{name}: logits after export differ by {d}");
-        }
+        assert_reference_logits(&lm, &r, &format!("{name} after export"));
         let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(exported.join("config.json")).expect("config")).expect("json");
         assert_eq!(config["architectures"][0], "Qwen3ForCausalLM");
         assert!(exported.join("generation_config.json").is_file());

@@ -123,13 +123,15 @@ pub fn chat_records(table: &Table, path: &Path) -> Result<Vec<Vec<Message>>> {
 /// Token ids of a conversation and, as targets, its final assistant turn's tokens (through
 /// `<|im_end|>`).
 pub fn chat_example(messages: &[Message], tokenizer: &Tokenizer) -> Result<Example> {
+    if messages.last().is_none_or(|m| m.role != "assistant") {
+        return Err(TrainerError::Invalid("a training conversation must end with an assistant turn".into()));
+    }
     let full = tokenizer.encode(&chat_template(messages, false))?;
-    let answer = chat_template(&messages[messages.len() - 1..], false);
     // The prefix is everything up to the assistant's content: the template with a generation
     // prompt, plus Qwen3's empty think block.
     let prefix_text = chat_template(&messages[..messages.len() - 1], true) + "<think>\n\n</think>\n\n";
     let prefix = tokenizer.encode(&prefix_text)?;
-    if !full.starts_with(&prefix) || answer.is_empty() {
+    if !full.starts_with(&prefix) {
         return Err(TrainerError::Invalid("the chat prompt does not tokenize to a prefix of the conversation".into()));
     }
     // The trailing "\n" after <|im_end|> is not a target.

@@ -19,7 +19,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{
-    adapter_tensors, attach_lora, load_adapter_values, model_tensors, read_safetensors, write_dir_atomically, write_json,
+    adapter_tensors, attach_lora, load_adapter_values, model_tensors, read_safetensors, write_dir_atomically,
     write_model_files, write_safetensors, AdapterConfig, NamedTensor, ADAPTER_CONFIG, ADAPTER_WEIGHTS,
 };
 use crate::error::{Result, TrainerError};
@@ -275,7 +275,7 @@ fn write_model_into(tmp: &Path, job: &TrainJob, config: &Qwen3Config, model: &Qw
     match &job.config.lora {
         Some(lora) => {
             let base = std::fs::canonicalize(job.init).map_err(|e| TrainerError::io(job.init, e))?;
-            write_json(&tmp.join(ADAPTER_CONFIG), &AdapterConfig::new(lora, &base))?;
+            simforge_data::fsutil::write_json(&tmp.join(ADAPTER_CONFIG), &AdapterConfig::new(lora, &base))?;
             write_safetensors(&tmp.join(ADAPTER_WEIGHTS), &adapter_tensors(model))
         }
         None => write_safetensors(&tmp.join("model.safetensors"), &model_tensors(model)),
@@ -288,7 +288,7 @@ fn save_checkpoint(job: &TrainJob, config: &Qwen3Config, model: &Qwen3ForCausalL
         write_model_into(tmp, job, config, model)?;
         let state_dir = tmp.join(STATE_DIR);
         std::fs::create_dir_all(&state_dir).map_err(|e| TrainerError::io(&state_dir, e))?;
-        write_json(&state_dir.join("state.json"), state)?;
+        simforge_data::fsutil::write_json(&state_dir.join("state.json"), state)?;
         let mut moments: Vec<NamedTensor> = Vec::with_capacity(optimizer.moments.len() * 2);
         let mut paths: Vec<&String> = optimizer.moments.keys().collect();
         paths.sort();
