@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use serde::Deserialize;
 use simforge_trainer::init::ModelConfig;
+use simforge_trainer::sasrec::train::SasRecTrainConfig;
 use simforge_trainer::train::config::TrainConfig;
 use simforge_data::{corpus::CorpusConfig, defects::DefectsConfig, prep::PrepConfig, profiles::ProfilesConfig, scenes::ScenesConfig, split::SplitConfig};
 
@@ -39,6 +40,8 @@ pub struct Recipe {
     pub profiles: Option<ProfilesConfig>,
     pub defects: Option<DefectsConfig>,
     pub corpus: Option<CorpusConfig>,
+    /// SASRec on the prepared interactions (leave-one-out).
+    pub sasrec: Option<SasRecTrainConfig>,
     /// The model to train: `tiny` from scratch or a checkpoint folder.
     pub model: Option<ModelConfig>,
     /// Domain-adaptive pre-training on the corpus.
@@ -83,6 +86,12 @@ impl Recipe {
             d.seed.get_or_insert(seed);
             if self.profiles.is_none() {
                 bail!("recipe {}: [defects] needs a [profiles] section", recipe_path.display());
+            }
+        }
+        if let Some(r) = self.sasrec.as_mut() {
+            r.seed.get_or_insert(seed);
+            if let Some(problem) = r.problem() {
+                bail!("recipe {}: [sasrec]: {problem}", recipe_path.display());
             }
         }
         if let Some(m) = self.model.as_mut() {

@@ -120,15 +120,17 @@ fn tree_digest(dir: &Path) -> Vec<(String, String)> {
             let path = entry.expect("entry").path();
             if path.is_dir() {
                 stack.push(path);
-            } else if path.ends_with("metrics.jsonl") {
-                // Everything but the wall-clock throughput must repeat.
+            } else if path.ends_with("metrics.jsonl") || path.ends_with("summary.json") {
+                // Everything but wall-clock times and throughput must repeat.
                 let rel = path.strip_prefix(dir).expect("prefix").display().to_string();
                 let text = std::fs::read_to_string(&path).expect("metrics");
-                let lines: Vec<String> = text
-                    .lines()
-                    .map(|l| {
-                        let mut m: serde_json::Map<String, Value> = serde_json::from_str(l).expect("metric");
-                        m.remove("tokens_per_s");
+                let records: Vec<Value> = if path.ends_with("summary.json") { vec![serde_json::from_str(&text).expect("json")] } else { text.lines().map(|l| serde_json::from_str(l).expect("metric")).collect() };
+                let lines: Vec<String> = records
+                    .into_iter()
+                    .map(|mut m| {
+                        for clock in ["tokens_per_s", "seconds", "seconds_per_epoch"] {
+                            m.as_object_mut().expect("object").remove(clock);
+                        }
                         serde_json::to_string(&m).expect("json")
                     })
                     .collect();
@@ -175,6 +177,11 @@ fn quickstart_runs_resumes_and_is_deterministic() {
         }
         assert!(!run.join(stage).join("checkpoint-20").exists(), "a finished stage keeps only its final model");
     }
+    // SASRec on the same interactions ranks test targets far above chance (10/101 for HR@10).
+    let summary: Value = serde_json::from_str(&std::fs::read_to_string(run.join("sasrec/summary.json")).expect("sasrec summary")).expect("json");
+    let sampled = summary["test"].as_array().expect("test reports").iter().find(|r| r["protocol"] == "sampled").expect("sampled").clone();
+    assert!(sampled["hr@10"].as_f64().expect("hr@10") > 0.3, "{sampled}");
+    assert!(run.join("sasrec/model/histories.parquet").is_file() && !run.join("sasrec/best").exists());
     check_defects(&run.join("defects/defects.parquet"), 200);
     let before = tree_digest(&run);
 

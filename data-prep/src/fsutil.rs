@@ -37,6 +37,10 @@ pub fn atomic_write_with(path: &Path, write: impl FnOnce(&mut BufWriter<File>) -
     result
 }
 
+pub fn write_text(path: &Path, text: &str) -> Result<()> {
+    atomic_write_with(path, |w| w.write_all(text.as_bytes()).map_err(|e| DataError::io(path, e)))
+}
+
 pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
     atomic_write_with(path, |w| {
         serde_json::to_writer_pretty(&mut *w, value).map_err(|e| DataError::io(path, e.into()))?;

@@ -206,7 +206,8 @@ fn lm(args: LmBenchArgs) -> anyhow::Result<()> {
                     let mut model = Some(model.train());
                     time_reps(args.reps, || {
                         let Some(m) = model.take() else { return };
-                        let (grads, _) = step_gradients(&m, &micro, 0, config.rope_theta);
+                        let mut m = m;
+                        let (grads, _) = step_gradients(&mut m, &micro, 0, 0, config.rope_theta);
                         let norm = grads.global_norm();
                         model = Some(optimizer.apply(m, clip_global_norm(grads, norm, 1.0), 1e-5));
                     })

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod data;
+pub mod eval;
 pub mod lm;
 pub mod run;
 pub mod train;
@@ -18,6 +19,8 @@ Examples:
   simforge data fetch ml-1m --out downloads
   simforge train sft --model runs/dapt/model --data scenes/scenes.parquet --out runs/sft --lora
   simforge export --model runs/sft/model --out exported --merge-lora
+  simforge train sasrec --data data/games --out runs/sasrec-games
+  simforge eval sasrec --model runs/sasrec-games/model --data data/games --protocol full
 ";
 
 /// simforge: train and distil LLM-based user simulators for recommender systems.
@@ -60,10 +63,15 @@ pub enum Command {
         #[command(subcommand)]
         command: lm::LmCommand,
     },
-    /// Fine-tune a causal LM: DAPT on text, SFT on chat records (full or LoRA).
+    /// Train: a causal LM (DAPT on text, SFT on chat records; full or LoRA) or SASRec.
     Train {
         #[command(subcommand)]
         command: train::TrainCommand,
+    },
+    /// Measure trained models (report.json + report.md).
+    Eval {
+        #[command(subcommand)]
+        command: eval::EvalCommand,
     },
     /// Create a model to train.
     Model {
@@ -99,6 +107,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Data { command } => data::data(command),
         Command::Lm { command } => lm::lm(command),
         Command::Train { command } => train::train_command(command),
+        Command::Eval { command } => eval::eval(command),
         Command::Model { command } => train::model_command(command),
         Command::Export(args) => train::export(args),
         Command::Bench { command } => bench::bench(command),

@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::Args;
 use simforge_data::manifest::{run_resumable_stage, run_stage, StageOutcome};
 use simforge_data::DataError;
+use simforge_trainer::sasrec::train::SasRecTrainConfig;
 use simforge_trainer::train::config::{Objective, TrainConfig};
 use simforge_trainer::train::FINAL_MODEL;
 use simforge_data::{corpus, defects, prep, profiles, scenes, split};
@@ -83,6 +84,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         })?;
         record("corpus", outcome);
     }
+    if let Some(config) = &r.sasrec {
+        let outcome = run_resumable_stage(&stage("sasrec"), "sasrec", config, &inputs(&[&data]), VERSION, |out| {
+            sasrec_stage(&data, out, config, &r.run.device).map_err(|e| DataError::config("sasrec", format!("{e:#}")))
+        })?;
+        record("sasrec", outcome);
+    }
     if let Some(config) = &r.model {
         let model = if config.is_tiny() {
             let corpus_dir = stage("corpus");
@@ -114,9 +121,28 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     super::print_json(&serde_json::json!({ "run": plan.name, "dir": dir, "stages": summary }))
 }
 
+/// SASRec resumes from its newest checkpoint; once done the final model, the metrics and the
+/// summary (test metrics under both protocols) stay.
+fn sasrec_stage(data: &Path, out: &Path, config: &SasRecTrainConfig, device: &str) -> anyhow::Result<()> {
+    let mut summary = super::train::run_sasrec(data, out, config, device, true)?;
+    // Relative to the stage folder, so a run's files do not depend on where it ran.
+    summary.model = PathBuf::from("model");
+    simforge_data::fsutil::write_json(&out.join("summary.json"), &summary)?;
+    remove_checkpoints(out)?;
+    let best = out.join("best");
+    if best.exists() {
+        std::fs::remove_dir_all(best)?;
+    }
+    Ok(())
+}
+
 /// A training stage resumes from its newest checkpoint; once done only the final model stays.
 fn training_stage(objective: Objective, init: &Path, data: &Path, out: &Path, config: &TrainConfig, device: &str) -> anyhow::Result<()> {
     super::train::run_training(objective, init, data, out, config, device, true)?;
+    remove_checkpoints(out)
+}
+
+fn remove_checkpoints(out: &Path) -> anyhow::Result<()> {
     for entry in std::fs::read_dir(out)?.flatten() {
         if entry.file_name().to_string_lossy().starts_with("checkpoint-") {
             std::fs::remove_dir_all(entry.path())?;

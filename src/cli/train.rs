@@ -1,4 +1,4 @@
-//! `simforge train dapt|sft`, `simforge model tiny` and `simforge export`.
+//! `simforge train dapt|sft|sasrec`, `simforge model tiny` and `simforge export`.
 
 use std::path::{Path, PathBuf};
 
@@ -6,6 +6,9 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use simforge_trainer::checkpoint::export_model;
 use simforge_trainer::device;
+use simforge_trainer::models::sasrec::Norm;
+use simforge_trainer::sasrec::evaluate::Protocol;
+use simforge_trainer::sasrec::train::{train_sasrec, Progress as SasRecProgress, SasRecJob, SasRecLoss, SasRecSummary, SasRecTrainConfig};
 use simforge_trainer::init::{init_tiny, ModelConfig};
 use simforge_trainer::train::config::{LoraConfig, Objective, TrainConfig};
 use simforge_trainer::train::{train, StepMetrics, TrainJob, TrainSummary};
@@ -19,6 +22,119 @@ pub enum TrainCommand {
     /// `target_pos`); the loss is on the assistant's tokens only.
     #[command(after_help = "Examples:\n  simforge train sft --model runs/dapt/model --data scenes/scenes.parquet --out runs/sft --epochs 1 --lr 2e-4\n  simforge train sft --model Qwen3-0.6B --data chosen.parquet --out runs/sft --lora --save-every 100")]
     Sft(TrainArgs),
+    /// SASRec (self-attentive sequential recommender) on a prepared dataset, leave-one-out;
+    /// writes the best validation epoch to OUT/model with its test metrics.
+    #[command(after_help = "Examples:\n  simforge prep --format sasrec --input ../shared/datasets/amazon-games-sasrec/Video.txt --out data/games\n  simforge train sasrec --data data/games --out runs/sasrec-games                     # Amazon settings: max length 50, dropout 0.5\n  simforge train sasrec --data data/ml-1m --out runs/sasrec-ml1m --max-len 200 --dropout 0.2\n  simforge train sasrec --data data/games --out runs/sasrec-games --recipe recipes/games-sasrec.toml --epochs 50\n  simforge train sasrec --data data/games --out runs/sasrec-games --resume")]
+    Sasrec(SasrecArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SasrecArgs {
+    /// A prepared dataset folder (`simforge prep`).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Output folder: checkpoint-<epoch>/, best/, model/ and metrics.jsonl.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// A TOML file whose `[sasrec]` section (and `[sasrec.model]`) sets everything; the flags
+    /// below override it.
+    #[arg(long)]
+    pub recipe: Option<PathBuf>,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Newest items of a history the model reads (Amazon style 50, ML-1M style 200).
+    #[arg(long)]
+    pub max_len: Option<usize>,
+    /// Dropout rate (Amazon style 0.5, ML-1M style 0.2).
+    #[arg(long)]
+    pub dropout: Option<f64>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Hidden size d (default 50).
+    #[arg(long)]
+    pub hidden: Option<usize>,
+    /// Self-attention blocks (default 2).
+    #[arg(long)]
+    pub blocks: Option<usize>,
+    /// Attention heads (default 1).
+    #[arg(long)]
+    pub heads: Option<usize>,
+    /// Layer-norm placement: pre (default), post, or original (the paper's code).
+    #[arg(long, value_enum)]
+    pub norm: Option<Norm>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// bce (the paper's) or sampled-softmax (SASRec+ / gSASRec style; use with --negatives 100+).
+    #[arg(long, value_enum)]
+    pub loss: Option<SasRecLoss>,
+    /// Sampled negatives per position (default 1).
+    #[arg(long)]
+    pub negatives: Option<usize>,
+    /// Batch users in history order as drawn, without length bucketing (as the reference
+    /// code does; several times slower on short-history data).
+    #[arg(long)]
+    pub no_bucketing: bool,
+    /// Validate every N epochs (default 20).
+    #[arg(long)]
+    pub eval_every: Option<usize>,
+    /// Validations without improvement before stopping (default 5; 0 never stops early).
+    #[arg(long)]
+    pub patience: Option<usize>,
+    /// Protocol of the validation that picks the best epoch.
+    #[arg(long, value_enum)]
+    pub protocol: Option<Protocol>,
+    /// Continue from the newest checkpoint in --out.
+    #[arg(long)]
+    pub resume: bool,
+    /// cpu, wgpu or cuda[:N].
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+impl SasrecArgs {
+    /// The recipe's `[sasrec]` section (or the defaults) with the flags applied.
+    pub fn config(&self) -> anyhow::Result<SasRecTrainConfig> {
+        let mut c = match &self.recipe {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                let mut table: toml::Table = toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
+                let section = table.remove("sasrec").with_context(|| format!("{} has no [sasrec] section", path.display()))?;
+                section.try_into().with_context(|| format!("{}: [sasrec]", path.display()))?
+            }
+            None => SasRecTrainConfig::default(),
+        };
+        let m = &mut c.model;
+        set(&mut m.max_len, self.max_len);
+        set(&mut m.dropout, self.dropout);
+        set(&mut m.hidden, self.hidden);
+        set(&mut m.blocks, self.blocks);
+        set(&mut m.heads, self.heads);
+        set(&mut m.norm, self.norm);
+        set(&mut c.epochs, self.epochs);
+        set(&mut c.batch_size, self.batch_size);
+        set(&mut c.lr, self.lr);
+        set(&mut c.loss, self.loss);
+        set(&mut c.negatives, self.negatives);
+        c.bucket_by_length &= !self.no_bucketing;
+        set(&mut c.eval_every, self.eval_every);
+        set(&mut c.patience, self.patience);
+        set(&mut c.protocol, self.protocol);
+        if self.seed.is_some() {
+            c.seed = self.seed;
+        }
+        if let Some(problem) = c.problem() {
+            anyhow::bail!("sasrec settings: {problem}");
+        }
+        Ok(c)
+    }
+}
+
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *slot = v;
+    }
 }
 
 #[derive(Debug, Args)]
@@ -82,6 +198,10 @@ pub fn train_command(command: TrainCommand) -> anyhow::Result<()> {
     let (objective, args) = match command {
         TrainCommand::Dapt(a) => (Objective::Dapt, a),
         TrainCommand::Sft(a) => (Objective::Sft, a),
+        TrainCommand::Sasrec(a) => {
+            let summary = run_sasrec(&a.data, &a.out, &a.config()?, &a.device, a.resume)?;
+            return super::print_json(&summary);
+        }
     };
     let mut config = args.config.clone();
     if args.lora {
@@ -109,6 +229,27 @@ pub fn run_training(objective: Objective, model: &Path, data: &Path, out: &Path,
         }
     };
     let summary = train(&job, &mut report).with_context(|| format!("training into {}", out.display()))?;
+    bar.finish_and_clear();
+    Ok(summary)
+}
+
+/// Trains SASRec with a per-epoch progress bar on a terminal and a log line per epoch otherwise.
+pub fn run_sasrec(data: &Path, out: &Path, config: &SasRecTrainConfig, device: &str, resume: bool) -> anyhow::Result<SasRecSummary> {
+    let job = SasRecJob { data, out, config, device: device::parse(device)?, resume };
+    let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) { indicatif::ProgressBar::new(0) } else { indicatif::ProgressBar::hidden() };
+    bar.set_style(indicatif::ProgressStyle::with_template("epoch {msg} [{bar:30}] {pos}/{len} batches").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+    let mut report = |p: SasRecProgress| match p {
+        SasRecProgress::Batch { epoch, batch, batches } => {
+            bar.set_length(batches as u64);
+            bar.set_position(batch as u64);
+            bar.set_message(format!("{epoch}/{}", config.epochs));
+        }
+        SasRecProgress::Epoch(m) => {
+            let valid = m.valid.as_ref().map(|v| format!(", valid ({:?}) HR@10 {:.4} NDCG@10 {:.4}", v.protocol, v.get("hr@10"), v.get("ndcg@10"))).unwrap_or_default();
+            bar.suspend(|| tracing::info!("epoch {}/{}: loss {:.4} in {:.1}s{valid}", m.epoch, config.epochs, m.loss, m.seconds));
+        }
+    };
+    let summary = train_sasrec(&job, &mut report).with_context(|| format!("training SASRec into {}", out.display()))?;
     bar.finish_and_clear();
     Ok(summary)
 }

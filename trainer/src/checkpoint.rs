@@ -11,6 +11,8 @@ use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 
+use simforge_data::rng::Rng;
+
 use crate::error::{Result, TrainerError};
 use crate::models::qwen3::{Qwen3Config, Qwen3ForCausalLM};
 use crate::train::config::LoraConfig;
@@ -59,6 +61,65 @@ pub fn read_safetensors(path: &Path) -> Result<HostTensors> {
             Ok((name, (values, view.shape().to_vec())))
         })
         .collect()
+}
+
+/// Every float parameter of `model` by path, as written by [`named_parameters`] (burn's layout).
+pub fn parameter_tensors<M: Module>(model: &M) -> Vec<NamedTensor> {
+    named_parameters(model).into_iter().map(|(path, values, shape, _)| (path, host(values), shape)).collect()
+}
+
+/// Replaces every float parameter of `model` with the tensor of the same path in `tensors`
+/// (the inverse of [`parameter_tensors`]); a missing tensor or another shape is an error.
+pub fn load_parameter_tensors<M: Module>(model: M, mut tensors: HostTensors, file: &Path) -> Result<M> {
+    map_parameters(model, |name, dims| {
+        let (values, shape) = tensors.remove(name).ok_or_else(|| TrainerError::MissingTensor { path: file.to_path_buf(), name: name.into() })?;
+        if shape != dims {
+            return Err(TrainerError::Shape { path: file.to_path_buf(), name: name.into(), expected: dims.to_vec(), found: shape });
+        }
+        Ok(Some(values))
+    })
+}
+
+/// Sets each float parameter to what `values(path, dims)` gives (row-major, burn's layout),
+/// keeping it where that is `None`; the first error stops the filling and is returned.
+fn map_parameters<M: Module>(model: M, values: impl FnMut(&str, &[usize]) -> Result<Option<Vec<f32>>>) -> Result<M> {
+    struct Fill<F> {
+        values: F,
+        stack: Vec<String>,
+        error: Option<TrainerError>,
+    }
+    impl<F: FnMut(&str, &[usize]) -> Result<Option<Vec<f32>>>> ModuleMapper for Fill<F> {
+        fn enter_module(&mut self, name: &str, _container_type: &str) {
+            self.stack.push(name.to_owned());
+        }
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.stack.pop();
+        }
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            if self.error.is_some() {
+                return param;
+            }
+            let dims = param.val().dims();
+            let values = match (self.values)(&self.stack.join("."), &dims) {
+                Ok(Some(values)) => values,
+                Ok(None) => return param,
+                Err(e) => {
+                    self.error = Some(e);
+                    return param;
+                }
+            };
+            let (id, tensor, mapper) = param.consume();
+            let value: Tensor<D> = Tensor::from_data(TensorData::new(values, dims), &tensor.device());
+            let value = if tensor.is_require_grad() { Tensor::from_inner(value).require_grad() } else { value };
+            Param::from_mapped_value(id, value, mapper)
+        }
+    }
+    let mut fill = Fill { values, stack: Vec::new(), error: None };
+    let model = model.map(&mut fill);
+    match fill.error {
+        Some(e) => Err(e),
+        None => Ok(model),
+    }
 }
 
 /// Builds a folder under a temporary name next to `dir`, then swaps it into place.
@@ -171,8 +232,9 @@ impl AdapterConfig {
 }
 
 /// Attaches adapters (A normal with PEFT's scale, B zero) to the chosen projections, freezing
-/// every other parameter; `seed` makes A's initialisation repeatable.
-pub fn attach_lora(model: Qwen3ForCausalLM, config: &Qwen3Config, lora: &LoraConfig, seed: u64, device: &Device) -> Qwen3ForCausalLM {
+/// every other parameter; `seed` makes A's initialisation repeatable. A is drawn on the host,
+/// one stream per adapter, so it does not depend on the device RNG or on other threads.
+pub fn attach_lora(model: Qwen3ForCausalLM, config: &Qwen3Config, lora: &LoraConfig, seed: u64) -> Result<Qwen3ForCausalLM> {
     let mut paths = Vec::new();
     for layer in 0..config.num_hidden_layers {
         for target in &lora.targets {
@@ -180,59 +242,39 @@ pub fn attach_lora(model: Qwen3ForCausalLM, config: &Qwen3Config, lora: &LoraCon
             paths.push(format!("model.layers.{layer}.{block}.{target}.weight"));
         }
     }
-    device.seed(seed);
-    let mut reparam = Lora::new(lora.rank, lora.alpha).set_param_group(ParamGroup::from_paths(paths));
+    let mut model = model.apply_lora(Lora::new(lora.rank, lora.alpha).set_param_group(ParamGroup::from_paths(paths)));
+    model.set_lora_dropout(lora.dropout);
     // PEFT draws A from kaiming-uniform(a=√5): U(±1/√fan_in), whose std is 1/√(3·fan_in).
-    reparam.init_std = Some(1.0 / (3.0 * config.hidden_size as f64).sqrt());
-    let mut model = model.apply_lora(reparam);
-    for layer in &mut model.model.layers {
-        layer.self_attn.lora_dropout = lora.dropout;
-        layer.mlp.lora_dropout = lora.dropout;
-    }
-    model
+    let std = 1.0 / (3.0 * config.hidden_size as f64).sqrt();
+    let initialise = |name: &str, [rows, cols]: [usize; 2]| -> Result<Option<Vec<f32>>> {
+        if !name.ends_with(".lora_A.weight") {
+            return Ok(None);
+        }
+        let mut rng = Rng::stream(seed, name, 0);
+        Ok(Some((0..rows * cols).map(|_| (std * rng.normal()) as f32).collect()))
+    };
+    map_adapter_factors(model, initialise)
 }
 
 /// Replaces adapter factors with the values in `tensors` (PEFT names), checking every one is there.
-pub fn load_adapter_values(model: Qwen3ForCausalLM, tensors: HostTensors, path: &Path) -> Result<Qwen3ForCausalLM> {
-    struct Fill {
-        tensors: HostTensors,
-        stack: Vec<String>,
-        error: Option<TrainerError>,
-        path: PathBuf,
-    }
-    impl ModuleMapper for Fill {
-        fn enter_module(&mut self, name: &str, _container_type: &str) {
-            self.stack.push(name.to_owned());
+pub fn load_adapter_values(model: Qwen3ForCausalLM, mut tensors: HostTensors, path: &Path) -> Result<Qwen3ForCausalLM> {
+    map_adapter_factors(model, |name, shape| {
+        let (values, found) = tensors.remove(name).ok_or_else(|| TrainerError::MissingTensor { path: path.to_path_buf(), name: name.into() })?;
+        if found != shape {
+            return Err(TrainerError::Shape { path: path.to_path_buf(), name: name.into(), expected: shape.to_vec(), found });
         }
-        fn exit_module(&mut self, _name: &str, _container_type: &str) {
-            self.stack.pop();
-        }
-        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            let path = self.stack.join(".");
-            let Some((module, factor)) = path.rsplit_once(".weight.lora.") else { return param };
-            let name = format!("base_model.model.{module}.{}.weight", if factor == "a" { "lora_A" } else { "lora_B" });
-            let Some((values, shape)) = self.tensors.remove(&name) else {
-                self.error.get_or_insert(TrainerError::MissingTensor { path: self.path.clone(), name });
-                return param;
-            };
-            let dims = param.val().dims();
-            if shape != [dims[1], dims[0]] {
-                self.error.get_or_insert(TrainerError::Shape { path: self.path.clone(), name, expected: vec![dims[1], dims[0]], found: shape });
-                return param;
-            }
-            let (id, tensor, mapper) = param.consume();
-            let device = tensor.device();
-            let value: Tensor<D> = Tensor::from_data(TensorData::new(transpose(&values, shape[0], shape[1]), dims), &device);
-            let value = if tensor.is_require_grad() { Tensor::from_inner(value).require_grad() } else { value };
-            Param::from_mapped_value(id, value, mapper)
-        }
-    }
-    let mut fill = Fill { tensors, stack: Vec::new(), error: None, path: path.to_path_buf() };
-    let model = model.map(&mut fill);
-    match fill.error {
-        Some(e) => Err(e),
-        None => Ok(model),
-    }
+        Ok(Some(values))
+    })
+}
+
+/// Sets each adapter factor to what `values(peft_name, peft_shape)` gives (row-major in PEFT's
+/// layout, `[r, in]` for A and `[out, r]` for B), keeping it where that is `None`.
+fn map_adapter_factors(model: Qwen3ForCausalLM, mut values: impl FnMut(&str, [usize; 2]) -> Result<Option<Vec<f32>>>) -> Result<Qwen3ForCausalLM> {
+    map_parameters(model, |path, dims| {
+        let Some((module, factor)) = path.rsplit_once(".weight.lora.") else { return Ok(None) };
+        let name = format!("base_model.model.{module}.{}.weight", if factor == "a" { "lora_A" } else { "lora_B" });
+        Ok(values(&name, [dims[1], dims[0]])?.map(|v| transpose(&v, dims[1], dims[0])))
+    })
 }
 
 /// Reads `dir/adapter_config.json`.
@@ -283,7 +325,7 @@ pub fn load_with_adapter(dir: &Path, device: &Device) -> Result<(Qwen3Config, Qw
     let adapter = read_adapter_config(dir)?;
     let base = adapter_base(dir, &adapter);
     let (config, model) = crate::weights::load_qwen3(&base, device)?;
-    let model = attach_lora(model, &config, &adapter.lora(), 0, device);
+    let model = attach_lora(model, &config, &adapter.lora(), 0)?;
     let model = load_adapter_values(model, read_safetensors(&dir.join(ADAPTER_WEIGHTS))?, dir)?;
     Ok((config, model, adapter))
 }
@@ -296,10 +338,7 @@ pub fn is_adapter(dir: &Path) -> bool {
 /// Folds every adapter into its weight (`W₀ + s·A·B`), leaving a plain model.
 pub fn merge_lora(model: Qwen3ForCausalLM) -> Qwen3ForCausalLM {
     let mut model = model.materialize();
-    for layer in &mut model.model.layers {
-        layer.self_attn.lora_dropout = 0.0;
-        layer.mlp.lora_dropout = 0.0;
-    }
+    model.set_lora_dropout(0.0);
     model
 }
 

@@ -1,4 +1,4 @@
-//! simforge-trainer: the burn models (Qwen3 causal LM; SASRec and training loops to come),
+//! simforge-trainer: the burn models (Qwen3 causal LM, SASRec), their training loops,
 //! Hugging Face checkpoint loading, and the device choice.
 
 pub mod checkpoint;
@@ -8,6 +8,7 @@ pub mod hub;
 pub mod inference;
 pub mod init;
 pub mod models;
+pub mod sasrec;
 pub mod tokenizer;
 pub mod train;
 pub mod weights;

@@ -71,7 +71,7 @@ fn lora_with_zero_b_leaves_outputs_unchanged_and_trains_only_adapters() {
     let ids = vec![vec![5u32, 9, 14, 3, 7], vec![2, 8, 11]];
     let plain = LanguageModel { model: model.clone(), config: config.clone(), pad_id: 0 }.last_logits(&ids).into_data().try_to_vec::<f32>().expect("f32");
     let lora = LoraConfig { rank: 4, alpha: 8.0, dropout: 0.0, targets: vec!["q_proj".into(), "v_proj".into(), "down_proj".into()] };
-    let adapted = attach_lora(model, &config, &lora, 1, &device());
+    let adapted = attach_lora(model, &config, &lora, 1).expect("attach adapters");
     let names: Vec<(String, bool)> = simforge_trainer::train::optim::named_parameters(&adapted.clone().train()).into_iter().map(|p| (p.0, p.3)).collect();
     let trainable: Vec<&String> = names.iter().filter(|n| n.1).map(|n| &n.0).collect();
     assert_eq!(trainable.len(), 2 * 3 * 2, "A and B on 3 projections in 2 layers: {names:?}");
@@ -98,6 +98,8 @@ fn resumed_training_equals_uninterrupted_training() {
 
         // Stop after step 6 (past the checkpoint at 4), then resume.
         let parts = dir.path().join(format!("parts-{}", lora.is_some()));
+        // A fresh run clears an earlier run's checkpoints, so the resume below cannot pick them.
+        std::fs::create_dir_all(parts.join("checkpoint-10")).expect("stale checkpoint");
         let job = TrainJob { objective: Objective::Dapt, data: &corpus, init: &init, out: &parts, config: &c, device: device(), resume: false };
         let interrupted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             train(&job, &mut |m, _| {
@@ -108,6 +110,7 @@ fn resumed_training_equals_uninterrupted_training() {
         }));
         assert!(interrupted.is_err());
         assert!(parts.join("checkpoint-4").is_dir());
+        assert!(!parts.join("checkpoint-10").exists(), "the stale checkpoint was removed");
         let job = TrainJob { resume: true, ..job };
         let summary = train(&job, &mut |_, _| {}).expect("resumed");
         assert_eq!(summary.resumed_from, Some(4));

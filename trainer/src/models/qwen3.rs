@@ -10,10 +10,12 @@
 use burn::module::{Module, Param};
 use burn::nn::{Embedding, Linear};
 use burn::tensor::activation::{silu, softmax};
-use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use simforge_data::rng::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::models::SeededDropout;
 use crate::weights::WeightSource;
 
 // ---------------------------------------------------------------------------------------------
@@ -167,12 +169,12 @@ impl RmsNorm {
 
 /// `x·W + b`. With a LoRA adapter on W and dropout while training, the adapter sees dropped-out
 /// input as PEFT computes it, `x·W₀ + s·(drop(x)·A)·B`; otherwise burn composes `W₀ + s·A·B`.
-fn project(linear: &Linear, x: Tensor<3>, dropout: f64) -> Tensor<3> {
-    let Some(adapter) = linear.weight.adapter().filter(|_| dropout > 0.0 && x.is_autodiff()) else {
+fn project(linear: &Linear, x: Tensor<3>, dropout: SeededDropout, stream: u64) -> Tensor<3> {
+    let Some(adapter) = linear.weight.adapter().filter(|_| dropout.p > 0.0 && x.is_autodiff()) else {
         return linear.forward(x);
     };
-    let keep = Tensor::<3>::random(x.dims(), Distribution::Bernoulli(1.0 - dropout), &x.device()).div_scalar(1.0 - dropout);
-    let low_rank = (x.clone() * keep).matmul(adapter.a.val().unsqueeze()).matmul(adapter.b.val().unsqueeze()).mul_scalar(adapter.scale);
+    let low_rank = dropout
+        .apply(x.clone(), stream).matmul(adapter.a.val().unsqueeze()).matmul(adapter.b.val().unsqueeze()).mul_scalar(adapter.scale);
     let y = x.matmul(linear.weight.base().unsqueeze()) + low_rank;
     match &linear.bias {
         Some(bias) => y + bias.val().unsqueeze(),
@@ -262,8 +264,9 @@ pub struct Attention {
     pub num_heads: usize,
     pub num_kv_heads: usize,
     pub head_dim: usize,
-    /// LoRA dropout while training (0 without adapters).
-    pub lora_dropout: f64,
+    /// LoRA dropout while training (p = 0 without adapters).
+    #[module(skip)]
+    pub lora_dropout: SeededDropout,
 }
 
 impl Attention {
@@ -283,7 +286,7 @@ impl Attention {
             num_heads: nh,
             num_kv_heads: nkv,
             head_dim: hd,
-            lora_dropout: 0.0,
+            lora_dropout: SeededDropout::default(),
         })
     }
 
@@ -300,9 +303,9 @@ impl Attention {
             y.swap_dims(1, 2) // [batch, heads, seq, head_dim]
         };
         let p = self.lora_dropout;
-        let q = rope.apply(heads(project(&self.q_proj, x.clone(), p), nh, &self.q_norm));
-        let mut k = rope.apply(heads(project(&self.k_proj, x.clone(), p), nkv, &self.k_norm));
-        let mut v = heads(project(&self.v_proj, x, p), nkv, &None);
+        let q = rope.apply(heads(project(&self.q_proj, x.clone(), p, 0), nh, &self.q_norm));
+        let mut k = rope.apply(heads(project(&self.k_proj, x.clone(), p, 1), nkv, &self.k_norm));
+        let mut v = heads(project(&self.v_proj, x, p, 2), nkv, &None);
         if let Some(slot) = cache {
             if let Some((pk, pv)) = slot.take() {
                 k = Tensor::cat(vec![pk, k], 2);
@@ -322,7 +325,7 @@ impl Attention {
         let (k, v) = (repeat(k), repeat(v));
         let scores = q.matmul(k.swap_dims(2, 3)) / (hd as f64).sqrt() + mask; // [batch, heads, seq, past + seq]
         let context = softmax(scores, 3).matmul(v); // [batch, heads, seq, head_dim]
-        project(&self.o_proj, context.swap_dims(1, 2).reshape([b, t, nh * hd]), p)
+        project(&self.o_proj, context.swap_dims(1, 2).reshape([b, t, nh * hd]), p, 3)
     }
 }
 
@@ -331,8 +334,9 @@ pub struct Mlp {
     pub gate_proj: Linear,
     pub up_proj: Linear,
     pub down_proj: Linear,
-    /// LoRA dropout while training (0 without adapters).
-    pub lora_dropout: f64,
+    /// LoRA dropout while training (p = 0 without adapters).
+    #[module(skip)]
+    pub lora_dropout: SeededDropout,
 }
 
 impl Mlp {
@@ -342,14 +346,14 @@ impl Mlp {
             gate_proj: linear(w, &format!("{name}.gate_proj"), h, i, false)?,
             up_proj: linear(w, &format!("{name}.up_proj"), h, i, false)?,
             down_proj: linear(w, &format!("{name}.down_proj"), i, h, false)?,
-            lora_dropout: 0.0,
+            lora_dropout: SeededDropout::default(),
         })
     }
 
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let p = self.lora_dropout;
-        let hidden = silu(project(&self.gate_proj, x.clone(), p)) * project(&self.up_proj, x, p);
-        project(&self.down_proj, hidden, p)
+        let hidden = silu(project(&self.gate_proj, x.clone(), p, 0)) * project(&self.up_proj, x, p, 1);
+        project(&self.down_proj, hidden, p, 2)
     }
 }
 
@@ -425,6 +429,22 @@ impl Qwen3ForCausalLM {
         let norm = RmsNorm::load(weights, "model.norm", c.hidden_size, c.rms_norm_eps)?;
         let lm_head = if c.tie_word_embeddings { None } else { Some(linear(weights, "lm_head", c.hidden_size, c.vocab_size, false)?) };
         Ok(Self { model: Qwen3Model { embed_tokens, layers, norm }, lm_head })
+    }
+
+    /// Sets the adapters' dropout probability (0 for inference and merged models).
+    pub fn set_lora_dropout(&mut self, p: f64) {
+        for layer in &mut self.model.layers {
+            layer.self_attn.lora_dropout.p = p;
+            layer.mlp.lora_dropout.p = p;
+        }
+    }
+
+    /// Gives every block's dropout masks a seed of their own derived from `seed` (one per step).
+    pub fn reseed_lora_dropout(&mut self, seed: u64) {
+        for (i, layer) in self.model.layers.iter_mut().enumerate() {
+            layer.self_attn.lora_dropout.seed = Rng::stream(seed, "attention", i as u64).next_u64();
+            layer.mlp.lora_dropout.seed = Rng::stream(seed, "mlp", i as u64).next_u64();
+        }
     }
 
     /// Logits [batch, seq, vocab] for the new tokens of `batch`. With a cache, `batch.ids` holds

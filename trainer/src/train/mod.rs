@@ -20,15 +20,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{
     adapter_tensors, attach_lora, load_adapter_values, model_tensors, read_safetensors, write_dir_atomically,
-    write_model_files, write_safetensors, AdapterConfig, NamedTensor, ADAPTER_CONFIG, ADAPTER_WEIGHTS,
+    write_model_files, write_safetensors, AdapterConfig, ADAPTER_CONFIG, ADAPTER_WEIGHTS,
 };
 use crate::error::{Result, TrainerError};
 use crate::models::qwen3::{Batch, Qwen3Config, Qwen3ForCausalLM};
+use simforge_data::rng::Rng;
 use crate::tokenizer::Tokenizer;
 use crate::weights::load_qwen3;
 use config::{Objective, TrainConfig};
 use data::{epoch_batches, Example};
-use optim::{device_tensor, host, learning_rate, AdamW, GradientSum, Moments};
+use optim::{host, learning_rate, AdamW, GradientSum};
 
 pub const METRICS_FILE: &str = "metrics.jsonl";
 pub const FINAL_MODEL: &str = "model";
@@ -100,12 +101,11 @@ pub fn train(job: &TrainJob, progress: &mut dyn FnMut(&StepMetrics, usize)) -> R
     let warmup = (c.warmup_ratio * total_steps as f64).round() as usize;
 
     // 2. The model and optimizer: fresh from `init`, or from the newest checkpoint.
-    std::fs::create_dir_all(job.out).map_err(|e| TrainerError::io(job.out, e))?;
-    let resume_from = if job.resume { latest_checkpoint(job.out)? } else { None };
+    let resume_from = prepare_output(job.out, job.resume)?;
     let (config, mut model) = load_qwen3(job.init, &job.device)?;
     let pad_id = config.extra.get("pad_token_id").and_then(serde_json::Value::as_u64).unwrap_or(0) as u32;
     if let Some(lora) = &c.lora {
-        model = attach_lora(model, &config, lora, seed, &job.device);
+        model = attach_lora(model, &config, lora, seed)?;
     }
     let mut optimizer = AdamW::new(c);
     let mut start = 0;
@@ -120,13 +120,13 @@ pub fn train(job: &TrainJob, progress: &mut dyn FnMut(&StepMetrics, usize)) -> R
             crate::weights::load_full_weights(dir, &job.device)?.1
         };
         optimizer.step = state.adam_step;
-        optimizer.moments = read_moments(&dir.join(STATE_DIR).join("optimizer.safetensors"), &job.device)?;
+        optimizer.read_moments(&dir.join(STATE_DIR).join("optimizer.safetensors"), &job.device)?;
         start = *step;
     }
     let mut model = model.train();
     let trainable_parameters = optim::named_parameters(&model).iter().filter(|p| p.3).map(|p| p.2.iter().product::<usize>()).sum();
     let metrics_path = job.out.join(METRICS_FILE);
-    keep_metrics_through(&metrics_path, start)?;
+    keep_metrics_where(&metrics_path, |m: &StepMetrics| m.step <= start)?;
 
     // 3. The steps.
     let mut last_loss = None;
@@ -135,7 +135,6 @@ pub fn train(job: &TrainJob, progress: &mut dyn FnMut(&StepMetrics, usize)) -> R
     let clock = Instant::now();
     let mut tokens_seen = 0usize;
     for step in start..total_steps {
-        job.device.seed(seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let micro: Vec<Vec<usize>> = (step * c.grad_accum..(step + 1) * c.grad_accum)
             .map(|g| {
                 let epoch = g / batches_per_epoch;
@@ -147,7 +146,7 @@ pub fn train(job: &TrainJob, progress: &mut dyn FnMut(&StepMetrics, usize)) -> R
             .collect();
         let micro: Vec<Vec<&Example>> = micro.iter().map(|b| b.iter().map(|&i| &examples.train[i]).collect()).collect();
         tokens_seen += micro.iter().flatten().map(|e| e.ids.len()).sum::<usize>();
-        let (grads, loss) = step_gradients(&model, &micro, pad_id, config.rope_theta);
+        let (grads, loss) = step_gradients(&mut model, &micro, Rng::stream(seed, "dropout", step as u64).next_u64(), pad_id, config.rope_theta);
         let grad_norm = grads.global_norm();
         if !loss.is_finite() || !grad_norm.is_finite() {
             let kept = latest_checkpoint(job.out)?.map_or("none was written yet".to_string(), |(_, d)| d.display().to_string());
@@ -202,12 +201,14 @@ pub fn train(job: &TrainJob, progress: &mut dyn FnMut(&StepMetrics, usize)) -> R
 }
 
 /// Gradients of one optimizer step summed over its micro-batches, with the loss as the mean
-/// over all of the step's target tokens (so accumulation equals one large batch).
-pub fn step_gradients(model: &Qwen3ForCausalLM, micro: &[Vec<&Example>], pad_id: u32, rope_theta: f64) -> (GradientSum, f64) {
+/// over all of the step's target tokens (so accumulation equals one large batch). Each
+/// micro-batch draws its LoRA dropout masks from its own seed, derived from `dropout_seed`.
+pub fn step_gradients(model: &mut Qwen3ForCausalLM, micro: &[Vec<&Example>], dropout_seed: u64, pad_id: u32, rope_theta: f64) -> (GradientSum, f64) {
     let step_targets: usize = micro.iter().flatten().map(|e| e.target_count()).sum();
     let mut grads = GradientSum::default();
     let mut loss = 0.0;
-    for rows in micro {
+    for (i, rows) in micro.iter().enumerate() {
+        model.reseed_lora_dropout(Rng::stream(dropout_seed, "micro-batch", i as u64).next_u64());
         let part = summed_nll(model, rows, pad_id, rope_theta).div_scalar(step_targets.max(1) as f64);
         loss += f64::from(scalar(part.clone()));
         grads.add(model, part.backward());
@@ -289,16 +290,7 @@ fn save_checkpoint(job: &TrainJob, config: &Qwen3Config, model: &Qwen3ForCausalL
         let state_dir = tmp.join(STATE_DIR);
         std::fs::create_dir_all(&state_dir).map_err(|e| TrainerError::io(&state_dir, e))?;
         simforge_data::fsutil::write_json(&state_dir.join("state.json"), state)?;
-        let mut moments: Vec<NamedTensor> = Vec::with_capacity(optimizer.moments.len() * 2);
-        let mut paths: Vec<&String> = optimizer.moments.keys().collect();
-        paths.sort();
-        for path in paths {
-            let m = &optimizer.moments[path];
-            let n = m.m.dims()[0];
-            moments.push((format!("{path}.exp_avg"), host(m.m.clone()), vec![n]));
-            moments.push((format!("{path}.exp_avg_sq"), host(m.v.clone()), vec![n]));
-        }
-        write_safetensors(&state_dir.join("optimizer.safetensors"), &moments)
+        optimizer.write_moments(&state_dir.join("optimizer.safetensors"))
     })?;
     // Older checkpoints beyond the ones kept go, newest first kept.
     let mut all = checkpoints(job.out)?;
@@ -313,23 +305,7 @@ fn read_state(dir: &Path) -> Result<TrainerState> {
     Ok(simforge_data::fsutil::read_json(&dir.join(STATE_DIR).join("state.json"))?)
 }
 
-fn read_moments(path: &Path, device: &Device) -> Result<std::collections::HashMap<String, Moments>> {
-    let mut tensors = read_safetensors(path)?;
-    let names: Vec<String> = tensors.keys().filter_map(|k| k.strip_suffix(".exp_avg").map(str::to_owned)).collect();
-    names
-        .into_iter()
-        .map(|p| {
-            let m = tensors.remove(&format!("{p}.exp_avg")).map(|t| t.0);
-            let v = tensors.remove(&format!("{p}.exp_avg_sq")).map(|t| t.0);
-            match (m, v) {
-                (Some(m), Some(v)) => Ok((p, Moments { m: device_tensor(m, device), v: device_tensor(v, device) })),
-                _ => Err(TrainerError::MissingTensor { path: path.to_path_buf(), name: format!("{p}.exp_avg_sq") }),
-            }
-        })
-        .collect()
-}
-
-fn checkpoints(out: &Path) -> Result<Vec<(usize, PathBuf)>> {
+pub(crate) fn checkpoints(out: &Path) -> Result<Vec<(usize, PathBuf)>> {
     let entries = std::fs::read_dir(out).map_err(|e| TrainerError::io(out, e))?;
     Ok(entries
         .filter_map(|e| e.ok())
@@ -348,18 +324,27 @@ pub fn latest_checkpoint(out: &Path) -> Result<Option<(usize, PathBuf)>> {
     Ok(checkpoints(out)?.into_iter().max_by_key(|(s, _)| *s))
 }
 
-/// Drops metric lines after `step` (those of a run that went past its last checkpoint).
-fn keep_metrics_through(path: &Path, step: usize) -> Result<()> {
+/// Creates `out` and returns the checkpoint to resume from. A fresh run owns the folder: an
+/// earlier run's checkpoints go, or a later `--resume` would continue that run instead.
+pub(crate) fn prepare_output(out: &Path, resume: bool) -> Result<Option<(usize, PathBuf)>> {
+    std::fs::create_dir_all(out).map_err(|e| TrainerError::io(out, e))?;
+    if resume {
+        return latest_checkpoint(out);
+    }
+    for (_, dir) in checkpoints(out)? {
+        std::fs::remove_dir_all(&dir).map_err(|e| TrainerError::io(&dir, e))?;
+    }
+    Ok(None)
+}
+
+/// Keeps the metric lines `keep` accepts (a resumed run drops those past its checkpoint).
+pub(crate) fn keep_metrics_where<T: serde::de::DeserializeOwned>(path: &Path, keep: impl Fn(&T) -> bool) -> Result<()> {
     let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
-    let kept: String = text
-        .lines()
-        .filter(|l| serde_json::from_str::<StepMetrics>(l).is_ok_and(|m| m.step <= step))
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let kept: String = text.lines().filter(|l| serde_json::from_str::<T>(l).is_ok_and(|m| keep(&m))).map(|l| format!("{l}\n")).collect();
     std::fs::write(path, kept).map_err(|e| TrainerError::io(path, e))
 }
 
-fn append_metrics(path: &Path, metrics: &StepMetrics) -> Result<()> {
+pub(crate) fn append_metrics(path: &Path, metrics: &impl Serialize) -> Result<()> {
     let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| TrainerError::io(path, e))?;
     let line = serde_json::to_string(metrics).map_err(|e| TrainerError::Invalid(e.to_string()))?;
     writeln!(file, "{line}").map_err(|e| TrainerError::io(path, e))

@@ -4,10 +4,13 @@
 //! finds it again whatever ids the new process gives the parameters.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
-use burn::tensor::{Gradients, Tensor, TensorData};
+use burn::tensor::{Device, Gradients, Tensor, TensorData};
 
+use crate::checkpoint::{read_safetensors, write_safetensors, NamedTensor};
+use crate::error::{Result, TrainerError};
 use crate::train::config::TrainConfig;
 
 /// Learning rate at optimizer step `step` (0-based) of `total`: linear warm-up from 0 over
@@ -112,6 +115,41 @@ impl AdamW {
         Self { beta1: config.beta1, beta2: config.beta2, eps: config.eps, weight_decay: config.weight_decay, step: 0, moments: HashMap::new() }
     }
 
+    /// Adam (no weight decay) with the given betas, as `torch.optim.Adam` with eps 1e-8.
+    pub fn adam(beta1: f64, beta2: f64) -> Self {
+        Self { beta1, beta2, eps: 1e-8, weight_decay: 0.0, step: 0, moments: HashMap::new() }
+    }
+
+    /// Writes the moments as safetensors (`<path>.exp_avg`, `<path>.exp_avg_sq`), sorted by path.
+    pub fn write_moments(&self, file: &Path) -> Result<()> {
+        let mut paths: Vec<&String> = self.moments.keys().collect();
+        paths.sort();
+        let mut tensors: Vec<NamedTensor> = Vec::with_capacity(paths.len() * 2);
+        for path in paths {
+            let m = &self.moments[path];
+            let n = m.m.dims()[0];
+            tensors.push((format!("{path}.exp_avg"), host(m.m.clone()), vec![n]));
+            tensors.push((format!("{path}.exp_avg_sq"), host(m.v.clone()), vec![n]));
+        }
+        write_safetensors(file, &tensors)
+    }
+
+    /// Replaces the moments with those [`Self::write_moments`] wrote to `file`.
+    pub fn read_moments(&mut self, file: &Path, device: &Device) -> Result<()> {
+        let mut tensors = read_safetensors(file)?;
+        let paths: Vec<String> = tensors.keys().filter_map(|k| k.strip_suffix(".exp_avg").map(str::to_owned)).collect();
+        self.moments.clear();
+        for path in paths {
+            let m = tensors.remove(&format!("{path}.exp_avg")).map(|t| t.0);
+            let v = tensors.remove(&format!("{path}.exp_avg_sq")).map(|t| t.0);
+            let (Some(m), Some(v)) = (m, v) else {
+                return Err(TrainerError::MissingTensor { path: file.to_path_buf(), name: format!("{path}.exp_avg_sq") });
+            };
+            self.moments.insert(path, Moments { m: device_tensor(m, device), v: device_tensor(v, device) });
+        }
+        Ok(())
+    }
+
     /// One update of every parameter that has a gradient in `grads`.
     pub fn apply<M: Module>(&mut self, model: M, grads: GradientSum, lr: f64) -> M {
         self.step += 1;
@@ -192,7 +230,7 @@ pub fn host(t: Tensor<1>) -> Vec<f32> {
     t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default()
 }
 
-pub fn device_tensor(values: Vec<f32>, device: &burn::tensor::Device) -> Tensor<1> {
+pub fn device_tensor(values: Vec<f32>, device: &Device) -> Tensor<1> {
     let n = values.len();
     Tensor::from_data(TensorData::new(values, [n]), device)
 }
