@@ -182,6 +182,32 @@ fn quickstart_runs_resumes_and_is_deterministic() {
     let sampled = summary["test"].as_array().expect("test reports").iter().find(|r| r["protocol"] == "sampled").expect("sampled").clone();
     assert!(sampled["hr@10"].as_f64().expect("hr@10") > 0.3, "{sampled}");
     assert!(run.join("sasrec/model/histories.parquet").is_file() && !run.join("sasrec/best").exists());
+    let reports = tempfile::tempdir().expect("tempdir");
+    for protocol in ["sampled", "full"] {
+        let out = reports.path().join(protocol);
+        ok_json(&["eval", "sasrec", "--model", s(&run.join("sasrec/model")), "--data", s(&run.join("prep")), "--protocol", protocol, "--out", s(&out)]);
+        let report: Value = serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).expect("report")).expect("json");
+        assert_eq!(report["protocol"], protocol);
+        assert_eq!(report["users"], 500);
+        for key in ["hr@1", "hr@5", "hr@10", "hr@20", "ndcg@5", "ndcg@10", "ndcg@20", "mrr"] {
+            let v = report[key].as_f64().unwrap_or_else(|| panic!("{key} in {report}"));
+            assert!((0.0..=1.0).contains(&v), "{key} = {v}");
+            assert!(report["baselines"]["popularity"][key].is_number());
+        }
+        assert!(report["hr@10"].as_f64() >= report["hr@5"].as_f64() && report["ndcg@10"].as_f64() <= report["hr@10"].as_f64());
+    }
+    // The student's alignment accuracy on the held-out scenes, with the keys the report promises.
+    let out = reports.path().join("alignment");
+    ok_json(&["eval", "alignment", "--scenes", s(&run.join("scenes/scenes.parquet")), "--simulator", s(&run.join("sft/model")), "--max-scenes", "40", "--out", s(&out)]);
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).expect("report")).expect("json");
+    for part in [&report["overall"], &report["datasets"]["synthetic"]] {
+        assert_eq!(part["scenes"], 40, "{report}");
+        assert!(part["random_baseline"].as_f64().is_some_and(|b| (b - 0.2).abs() < 1e-9), "five options per scene: {report}");
+        for key in ["argmax_accuracy", "sampled_accuracy", "ece"] {
+            assert!(part[key].as_f64().is_some_and(|v| (0.0..=1.0).contains(&v)), "{key}: {report}");
+        }
+    }
+    assert_eq!(report["by_target_position"].as_array().map(Vec::len), Some(5));
     check_defects(&run.join("defects/defects.parquet"), 200);
     let before = tree_digest(&run);
 

@@ -1,9 +1,11 @@
-//! `simforge eval …`: measurements of trained models, each writing `report.json` + `report.md`.
+//! `simforge eval …`: measurements of trained models and simulators, each writing
+//! `report.json` + `report.md`.
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
+use simforge_eval::alignment::{alignment_report, read_scenes, score_scenes, LmSimulator};
 use simforge_trainer::device;
 use simforge_trainer::sasrec::data::{Histories, LeaveOneOut};
 use simforge_trainer::sasrec::evaluate::{evaluate, sample_cases, Popularity, Protocol};
@@ -15,6 +17,40 @@ pub enum EvalCommand {
     /// Next-item ranking of a SASRec model on a dataset's leave-one-out test targets.
     #[command(after_help = "Examples:\n  simforge eval sasrec --model runs/sasrec-games/model --data data/games --protocol sampled --out reports/games-sampled\n  simforge eval sasrec --model runs/sasrec-games/model --data data/games --protocol full --eval-users 0")]
     Sasrec(EvalSasrecArgs),
+    /// Alignment accuracy: how often a simulator picks the item the user really chose in each
+    /// scene (argmax and sampled, per dataset and overall, against the random baseline 1/k,
+    /// by target position, with the calibration error).
+    #[command(after_help = "Examples:\n  simforge eval alignment --scenes checkpoints/quickstart/scenes/scenes.parquet --simulator checkpoints/quickstart/sft/model --out reports/student\n  simforge eval alignment --scenes scenes.parquet --split all --simulator runs/sft/model --samples 5 --max-scenes 1000")]
+    Alignment(EvalAlignmentArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EvalAlignmentArgs {
+    /// Scenes Parquet (`simforge scenes`): prompt, target_pos, choice_cnt, dataset, split.
+    #[arg(long)]
+    pub scenes: PathBuf,
+    /// Which rows: eval (default), train, or all.
+    #[arg(long, default_value = "eval")]
+    pub split: String,
+    /// A simforge model folder (or hub id) that answers directly after `Behavior: [`.
+    #[arg(long)]
+    pub simulator: PathBuf,
+    /// Letters drawn from each scene's distribution for the sampled accuracy.
+    #[arg(long, default_value_t = 5)]
+    pub samples: usize,
+    /// Evaluate at most this many scenes (the first ones).
+    #[arg(long)]
+    pub max_scenes: Option<usize>,
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Folder for report.json and report.md (printed to stdout either way).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// cpu, wgpu or cuda[:N].
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }
 
 #[derive(Debug, Args)]
@@ -45,7 +81,31 @@ pub struct EvalSasrecArgs {
 pub fn eval(command: EvalCommand) -> anyhow::Result<()> {
     match command {
         EvalCommand::Sasrec(args) => eval_sasrec(args),
+        EvalCommand::Alignment(args) => eval_alignment(args),
     }
+}
+
+fn eval_alignment(args: EvalAlignmentArgs) -> anyhow::Result<()> {
+    let split = (args.split != "all").then_some(args.split.as_str());
+    let mut scenes = read_scenes(&args.scenes, split)?;
+    scenes.truncate(args.max_scenes.unwrap_or(usize::MAX));
+    if scenes.is_empty() {
+        bail!("{} has no scenes in split {:?}", args.scenes.display(), args.split);
+    }
+    let model = super::model_dir(&args.simulator)?;
+    let simulator = LmSimulator::load(&model, &device::parse(&args.device)?).with_context(|| format!("loading simulator {}", model.display()))?;
+    let probs = score_scenes(&simulator, &scenes, args.batch_size, &mut |done, total| {
+        if done % (args.batch_size * 25).max(1) < args.batch_size || done == total {
+            tracing::info!("scored {done} of {total} scenes");
+        }
+    })?;
+    let report = alignment_report(&args.simulator.display().to_string(), "direct", &scenes, &probs, args.samples, args.seed);
+    if let Some(out) = &args.out {
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        simforge_data::fsutil::write_json(&out.join("report.json"), &report)?;
+        simforge_data::fsutil::write_text(&out.join("report.md"), &report.markdown())?;
+    }
+    super::print_json(&report)
 }
 
 fn eval_sasrec(args: EvalSasrecArgs) -> anyhow::Result<()> {
