@@ -24,6 +24,29 @@ pub enum EvalCommand {
     Alignment(EvalAlignmentArgs),
 }
 
+/// What every evaluation takes.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// Folder for report.json and report.md (the report is printed to stdout either way).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// cpu, wgpu or cuda[:N].
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+impl Common {
+    /// Prints `report` and, with `--out`, writes it as report.json beside `markdown` as report.md.
+    fn write(&self, report: &impl serde::Serialize, markdown: &str) -> anyhow::Result<()> {
+        if let Some(out) = &self.out {
+            std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+            simforge_data::fsutil::write_json(&out.join("report.json"), report)?;
+            simforge_data::fsutil::write_text(&out.join("report.md"), markdown)?;
+        }
+        super::print_json(report)
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct EvalAlignmentArgs {
     /// Scenes Parquet (`simforge scenes`): prompt, target_pos, choice_cnt, dataset, split.
@@ -45,12 +68,8 @@ pub struct EvalAlignmentArgs {
     pub batch_size: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Folder for report.json and report.md (printed to stdout either way).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// cpu, wgpu or cuda[:N].
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[command(flatten)]
+    pub common: Common,
 }
 
 #[derive(Debug, Args)]
@@ -70,12 +89,8 @@ pub struct EvalSasrecArgs {
     /// Seed of the user sample and the sampled negatives.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Folder for report.json and report.md (printed to stdout either way).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// cpu, wgpu or cuda[:N].
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[command(flatten)]
+    pub common: Common,
 }
 
 pub fn eval(command: EvalCommand) -> anyhow::Result<()> {
@@ -93,23 +108,18 @@ fn eval_alignment(args: EvalAlignmentArgs) -> anyhow::Result<()> {
         bail!("{} has no scenes in split {:?}", args.scenes.display(), args.split);
     }
     let model = super::model_dir(&args.simulator)?;
-    let simulator = LmSimulator::load(&model, &device::parse(&args.device)?).with_context(|| format!("loading simulator {}", model.display()))?;
+    let simulator = LmSimulator::load(&model, &device::parse(&args.common.device)?).with_context(|| format!("loading simulator {}", model.display()))?;
     let probs = score_scenes(&simulator, &scenes, args.batch_size, &mut |done, total| {
         if done % (args.batch_size * 25).max(1) < args.batch_size || done == total {
             tracing::info!("scored {done} of {total} scenes");
         }
     })?;
     let report = alignment_report(&args.simulator.display().to_string(), "direct", &scenes, &probs, args.samples, args.seed);
-    if let Some(out) = &args.out {
-        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-        simforge_data::fsutil::write_json(&out.join("report.json"), &report)?;
-        simforge_data::fsutil::write_text(&out.join("report.md"), &report.markdown())?;
-    }
-    super::print_json(&report)
+    args.common.write(&report, &report.markdown())
 }
 
 fn eval_sasrec(args: EvalSasrecArgs) -> anyhow::Result<()> {
-    let device = device::parse(&args.device)?;
+    let device = device::parse(&args.common.device)?;
     let files = ModelFiles::read(&args.model, &device).with_context(|| format!("reading SASRec model {}", args.model.display()))?;
     let histories = Histories::from_dataset(&args.data)?;
     if histories.num_items != files.config.num_items {
@@ -124,14 +134,9 @@ fn eval_sasrec(args: EvalSasrecArgs) -> anyhow::Result<()> {
     json["split"] = "leave-one-out test".into();
     json["model"] = args.model.display().to_string().into();
     json["data"] = args.data.display().to_string().into();
-    if let Some(out) = &args.out {
-        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-        simforge_data::fsutil::write_json(&out.join("report.json"), &json)?;
-        let mut md = format!("# SASRec next-item ranking\n\nModel `{}` on `{}`, leave-one-out test targets, **{:?}** protocol, {} users.\n\n| metric | SASRec | popularity |\n|---|---|---|\n", args.model.display(), args.data.display(), report.protocol, report.users);
-        for (name, value) in &report.metrics {
-            md.push_str(&format!("| {name} | {value:.4} | {:.4} |\n", popularity.get(name)));
-        }
-        simforge_data::fsutil::write_text(&out.join("report.md"), &md)?;
+    let mut md = format!("# SASRec next-item ranking\n\nModel `{}` on `{}`, leave-one-out test targets, **{:?}** protocol, {} users.\n\n| metric | SASRec | popularity |\n|---|---|---|\n", args.model.display(), args.data.display(), report.protocol, report.users);
+    for (name, value) in &report.metrics {
+        md.push_str(&format!("| {name} | {value:.4} | {:.4} |\n", popularity.get(name)));
     }
-    super::print_json(&json)
+    args.common.write(&json, &md)
 }
