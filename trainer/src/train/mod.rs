@@ -17,6 +17,7 @@ use burn::module::Module;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
+use simforge_data::rng::Rng;
 
 use crate::checkpoint::{
     adapter_tensors, attach_lora, load_adapter_values, model_tensors, read_safetensors, write_dir_atomically,
@@ -24,7 +25,6 @@ use crate::checkpoint::{
 };
 use crate::error::{Result, TrainerError};
 use crate::models::qwen3::{Batch, Qwen3Config, Qwen3ForCausalLM};
-use simforge_data::rng::Rng;
 use crate::tokenizer::Tokenizer;
 use crate::weights::load_qwen3;
 use config::{Objective, TrainConfig};
