@@ -178,16 +178,19 @@ pub fn model_tensors(model: &Qwen3ForCausalLM) -> Vec<NamedTensor> {
 pub fn adapter_tensors(model: &Qwen3ForCausalLM) -> Vec<NamedTensor> {
     named_parameters(model)
         .into_iter()
-        .filter_map(|(path, value, shape, _)| {
-            let (module, factor) = path.rsplit_once(".weight.lora.")?;
-            let name = match factor {
-                "a" => "lora_A",
-                "b" => "lora_B",
-                _ => return None,
-            };
-            Some((format!("base_model.model.{module}.{name}.weight"), transpose(&host(value), shape[0], shape[1]), vec![shape[1], shape[0]]))
-        })
+        .filter_map(|(path, value, shape, _)| Some((peft_name(&path)?, transpose(&host(value), shape[0], shape[1]), vec![shape[1], shape[0]])))
         .collect()
+}
+
+/// PEFT's name of the adapter factor at burn path `….q_proj.weight.lora.a` (or `.b`).
+fn peft_name(path: &str) -> Option<String> {
+    let (module, factor) = path.rsplit_once(".weight.lora.")?;
+    let name = match factor {
+        "a" => "lora_A",
+        "b" => "lora_B",
+        _ => return None,
+    };
+    Some(format!("base_model.model.{module}.{name}.weight"))
 }
 
 /// PEFT's `adapter_config.json`.
@@ -271,8 +274,7 @@ pub fn load_adapter_values(model: Qwen3ForCausalLM, mut tensors: HostTensors, pa
 /// layout, `[r, in]` for A and `[out, r]` for B), keeping it where that is `None`.
 fn map_adapter_factors(model: Qwen3ForCausalLM, mut values: impl FnMut(&str, [usize; 2]) -> Result<Option<Vec<f32>>>) -> Result<Qwen3ForCausalLM> {
     map_parameters(model, |path, dims| {
-        let Some((module, factor)) = path.rsplit_once(".weight.lora.") else { return Ok(None) };
-        let name = format!("base_model.model.{module}.{}.weight", if factor == "a" { "lora_A" } else { "lora_B" });
+        let Some(name) = peft_name(path) else { return Ok(None) };
         Ok(values(&name, [dims[1], dims[0]])?.map(|v| transpose(&v, dims[1], dims[0])))
     })
 }

@@ -44,6 +44,7 @@ impl SeededDropout {
                 }
             }
         });
-        x.clone() * Tensor::<D>::from_data(TensorData::new(values, dims), &x.device())
+        let mask = Tensor::<D>::from_data(TensorData::new(values, dims), &x.device());
+        x * mask
     }
 }

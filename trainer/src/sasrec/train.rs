@@ -192,13 +192,14 @@ pub fn train_sasrec(job: &SasRecJob, progress: &mut dyn FnMut(Progress)) -> Resu
         state.epoch += 1;
         state.adam_step = optimizer.step;
         let mut line = EpochMetrics { epoch: state.epoch, loss, seconds: started.elapsed().as_secs_f64(), valid: None };
+        let snapshot = model.valid();
         let validate = config.eval_every > 0 && (state.epoch % config.eval_every == 0 || state.epoch == config.epochs);
         if validate {
-            let report = evaluate(&model.valid(), &valid_cases, config.protocol, histories.num_items, config.seed());
+            let report = evaluate(&snapshot, &valid_cases, config.protocol, histories.num_items, config.seed());
             let score = report.get("ndcg@10");
             if state.best_epoch == 0 || score > state.best_ndcg10 {
                 (state.best_ndcg10, state.best_epoch, state.evals_since_best) = (score, state.epoch, 0);
-                save(&job.out.join("best"), &model.valid(), &optimizer, &state, None)?;
+                save(&job.out.join("best"), &snapshot, &optimizer, &state, None)?;
             } else {
                 state.evals_since_best += 1;
             }
@@ -206,7 +207,7 @@ pub fn train_sasrec(job: &SasRecJob, progress: &mut dyn FnMut(Progress)) -> Resu
         }
         append_metrics(&metrics_path, &line)?;
         // Every epoch ends in a checkpoint (small next to an epoch's work); only the newest stays.
-        save(&job.out.join(format!("checkpoint-{}", state.epoch)), &model.valid(), &optimizer, &state, None)?;
+        save(&job.out.join(format!("checkpoint-{}", state.epoch)), &snapshot, &optimizer, &state, None)?;
         for (epoch, dir) in checkpoints(job.out)? {
             if epoch != state.epoch {
                 std::fs::remove_dir_all(&dir).map_err(|e| TrainerError::io(&dir, e))?;
