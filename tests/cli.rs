@@ -565,3 +565,56 @@ fn hub_ids_download_into_the_hf_cache_and_load_offline() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("not in the Hugging Face cache"), "{}", String::from_utf8_lossy(&missing.stderr));
 }
+
+/// One HTTP/1.1 exchange over a fresh connection: the status and the body.
+fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, Value) {
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("receive");
+    let (head, body) = response.split_once("\r\n\r\n").expect("a head and a body");
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status");
+    (status, serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}")))
+}
+
+#[test]
+fn serve_answers_openai_chat_completions_with_logprobs() {
+    let model = model_with_tokenizer("qwen3-tied");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_simforge"))
+        .args(["serve", "--model", s(model.path()), "--served-model-name", "sim", "--port", "0"])
+        .env("SIMFORGE_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("the address line");
+    let addr = line.trim().rsplit("http://").next().and_then(|a| a.strip_suffix("/v1")).unwrap_or_else(|| panic!("{line}")).to_owned();
+
+    let (status, models) = http(&addr, "GET", "/v1/models", "");
+    assert_eq!((status, models["data"][0]["id"].as_str()), (200, Some("sim")), "{models}");
+    let request = serde_json::json!({"model": "sim", "messages": [{"role": "user", "content": "A B C"}], "max_tokens": 4, "n": 2, "seed": 3, "logprobs": true, "top_logprobs": 5});
+    let (status, chat) = http(&addr, "POST", "/v1/chat/completions", &request.to_string());
+    assert_eq!(status, 200, "{chat}");
+    let choices = chat["choices"].as_array().expect("choices");
+    assert_eq!(choices.len(), 2);
+    let mut tokens = 0;
+    for choice in choices {
+        let content = choice["logprobs"]["content"].as_array().expect("logprobs");
+        tokens += content.len();
+        for token in content {
+            let top: Vec<f64> = token["top_logprobs"].as_array().expect("top").iter().map(|t| t["logprob"].as_f64().expect("logprob")).collect();
+            assert_eq!(top.len(), 5);
+            assert!(top.windows(2).all(|w| w[0] >= w[1]) && top[0] <= 0.0, "{top:?}");
+            assert!(token["logprob"].as_f64().expect("logprob") <= top[0] + 1e-6);
+        }
+    }
+    assert!(chat["usage"]["completion_tokens"].as_u64().expect("usage") as usize >= tokens);
+    // The same seed, the same answer; bad requests get OpenAI-style errors, not a crash.
+    assert_eq!(http(&addr, "POST", "/v1/chat/completions", &request.to_string()).1["choices"], chat["choices"]);
+    let (status, error) = http(&addr, "POST", "/v1/chat/completions", "{\"model\": \"sim\", \"messages\": [");
+    assert!(status == 400 && error["error"]["message"].as_str().is_some_and(|m| m.contains("not a chat-completions request")), "{error}");
+    let (status, error) = http(&addr, "POST", "/v1/chat/completions", &serde_json::json!({"model": "other", "messages": [{"role": "user", "content": "A"}]}).to_string());
+    assert_eq!(status, 404, "{error}");
+    child.kill().expect("stop serve");
+    child.wait().expect("wait");
+}

@@ -6,6 +6,7 @@ pub mod distill;
 pub mod eval;
 pub mod lm;
 pub mod run;
+pub mod serve;
 pub mod train;
 
 use std::path::PathBuf;
@@ -78,6 +79,8 @@ pub enum Command {
     },
     /// Distil a teacher into a student: sampled decisions, uncertainty gap, SFT and DPO data.
     Distill(distill::DistillArgs),
+    /// Serve a model through an OpenAI-compatible endpoint (/v1/chat/completions with logprobs, /v1/models).
+    Serve(serve::ServeArgs),
     /// Create a model to train.
     Model {
         #[command(subcommand)]
@@ -114,6 +117,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Train { command } => train::train_command(command),
         Command::Eval { command } => eval::eval(command),
         Command::Distill(args) => distill::distill_command(args),
+        Command::Serve(args) => serve::serve_command(args),
         Command::Model { command } => train::model_command(command),
         Command::Export(args) => train::export(args),
         Command::Bench { command } => bench::bench(command),

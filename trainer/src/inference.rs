@@ -80,6 +80,34 @@ impl LanguageModel {
             .collect()
     }
 
+    /// For each token of `continuation` after `prompt`: its log-probability and the `top`
+    /// likeliest tokens at its position (one forward pass).
+    pub fn token_logprobs(&self, prompt: &[u32], continuation: &[u32], top: usize) -> Vec<(f32, Vec<(u32, f32)>)> {
+        if continuation.is_empty() {
+            return Vec::new();
+        }
+        let sequence: Vec<u32> = prompt.iter().chain(continuation).copied().collect();
+        let batch = Batch::left_padded(&[sequence], self.pad_id);
+        let logits = self.model.forward(&batch, &batch.valid, self.config.rope_theta, None);
+        let [_, t, v] = logits.dims();
+        let n = continuation.len();
+        let rows = host_rows(log_softmax(logits.slice([0..1, t - 1 - n..t - 1, 0..v]).reshape([n, v]), 1));
+        let descending = |row: &[f32], a: u32, b: u32| row[b as usize].total_cmp(&row[a as usize]).then(a.cmp(&b));
+        rows.iter()
+            .zip(continuation)
+            .map(|(row, &token)| {
+                let mut order: Vec<u32> = (0..row.len() as u32).collect();
+                let top = top.min(order.len());
+                if top > 0 {
+                    order.select_nth_unstable_by(top - 1, |&a, &b| descending(row, a, b));
+                }
+                order.truncate(top);
+                order.sort_by(|&a, &b| descending(row, a, b));
+                (row[token as usize], order.into_iter().map(|i| (i, row[i as usize])).collect())
+            })
+            .collect()
+    }
+
     /// Continuations of every prompt, `samples` each, generated in batches of a few rows; a
     /// prompt is read once and its cache shared by its samples. Each row draws from its own
     /// seeded stream, so the batching does not change what is drawn.

@@ -9,6 +9,7 @@ pub mod hub;
 pub mod inference;
 pub mod init;
 pub mod models;
+pub mod openai;
 pub mod sasrec;
 pub mod tokenizer;
 pub mod train;

@@ -157,3 +157,182 @@ fn dpo_starts_at_ln2_and_learns_the_preference() {
     let eval = summary.eval_loss.expect("eval loss");
     assert!(eval < 0.2, "held-out pairs are now preferred the right way: {eval}");
 }
+
+/// A scripted fault in front of the real server, for one request each.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fault {
+    TooManyRequests,
+    ServerError,
+    /// Answers after the client's timeout.
+    Slow,
+    /// A 200 whose JSON body is cut in half.
+    Truncated,
+}
+
+/// A real HTTP proxy on 127.0.0.1 that passes requests to `upstream`, but answers the first ones
+/// with `faults` and, once `alive` requests have come, stops listening (the endpoint dies).
+fn fault_proxy(upstream: String, faults: Vec<Fault>, alive: usize) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let mut faults = faults.into_iter();
+        for (served, stream) in listener.incoming().enumerate() {
+            if served >= alive {
+                return;
+            }
+            let Ok(stream) = stream else { continue };
+            let (fault, upstream) = (faults.next(), upstream.clone());
+            std::thread::spawn(move || proxy_one(stream, fault, &upstream));
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn proxy_one(mut stream: std::net::TcpStream, fault: Option<Fault>, upstream: &str) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let (mut request_line, mut length) = (String::new(), 0usize);
+    reader.read_line(&mut request_line).expect("request line");
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).expect("header");
+        if header.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().expect("length");
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).expect("body");
+    let path = request_line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+    let forward = || {
+        let response = reqwest::blocking::Client::new().post(format!("{upstream}{path}")).header("Content-Type", "application/json").body(body.clone()).send().expect("upstream");
+        (response.status().as_u16(), response.text().expect("upstream body"))
+    };
+    let (status, text, extra) = match fault {
+        Some(Fault::TooManyRequests) => (429, r#"{"error":{"message":"slow down","type":"rate_limit"}}"#.to_owned(), "Retry-After: 0\r\n"),
+        Some(Fault::ServerError) => (500, "internal error".to_owned(), ""),
+        Some(Fault::Slow) => {
+            std::thread::sleep(std::time::Duration::from_secs(3));
+            (503, "too late".to_owned(), "")
+        }
+        Some(Fault::Truncated) => {
+            let (status, text) = forward();
+            (status, text[..text.len() / 2].to_owned(), "")
+        }
+        None => {
+            let (status, text) = forward();
+            (status, text, "")
+        }
+    };
+    let head = format!("HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n", text.len());
+    let _ = stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(text.as_bytes()));
+}
+
+/// `simforge serve`'s server with `model` as "tiny", on a free port; its base URL.
+fn start_server(model: &Path) -> String {
+    let http = std::sync::Arc::new(simforge_trainer::openai::server::bind("127.0.0.1:0").expect("bind"));
+    let addr = http.server_addr().to_ip().expect("ip address");
+    let (model, server) = (model.to_owned(), http.clone());
+    std::thread::spawn(move || {
+        let served = simforge_trainer::openai::server::ServedModel::load(&model, Some("tiny".into()), &device()).expect("load");
+        simforge_trainer::openai::server::serve(&server, &served);
+    });
+    format!("http://{addr}")
+}
+
+fn openai_teacher(base: &str, model: &str, retries: u32, concurrency: usize) -> Box<dyn Teacher> {
+    let config = DistillConfig {
+        teacher: TeacherSpec::OpenAi { model: model.into(), base_url: Some(format!("{base}/v1")) },
+        max_new_tokens: 8,
+        retries,
+        request_timeout: 2.0,
+        retry_delay: 0.01,
+        concurrency,
+        ..DistillConfig::default()
+    };
+    simforge_trainer::distill::open_teacher(&config.teacher, None, &config.sampling(), &config.endpoint(), &device()).expect("openai teacher")
+}
+
+/// The tiny model after a few SFT steps on decisions, so that option letters are among its
+/// likeliest tokens after `Behavior: [` (a random one spreads them over the vocabulary).
+fn decision_model(dir: &Path, scenes_file: &Path, init: &Path) -> PathBuf {
+    let table = Table::read(scenes_file).expect("scenes");
+    let (prompts, targets) = (table.strings("prompt").expect("prompts"), table.u32s("target_pos").expect("targets"));
+    let data = dir.join("decisions-sft.parquet");
+    pq::write(
+        &data,
+        vec![
+            ("system", pq::str_col(prompts.iter().map(|_| simforge_trainer::distill::teacher::DECISION_SYSTEM_PROMPT))),
+            ("prompt", pq::str_col(prompts.iter())),
+            ("response", pq::str_col(targets.iter().map(|&t| format!("Stimulus: the list.\nBehavior: [{}]", letter(t as usize))))),
+        ],
+    )
+    .expect("write");
+    let out = dir.join("decision-sft");
+    let config = TrainConfig { max_steps: Some(40), epochs: 100, batch_size: 4, seq_len: 2048, lr: 1e-2, warmup_ratio: 0.0, eval_fraction: 0.0, seed: Some(1), ..TrainConfig::default() };
+    train(&TrainJob { objective: Objective::Sft, data: &data, init, out: &out, config: &config, device: device(), resume: false }, &mut |_, _| {}).expect("sft");
+    out.join("model")
+}
+
+#[test]
+fn openai_teacher_against_simforge_serve_survives_faults_and_a_dead_endpoint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_, scenes_file, init) = world(dir.path());
+    let model = decision_model(dir.path(), &scenes_file, &init);
+    let server = start_server(&model);
+    let scenes = simforge_trainer::distill::teacher::read_decision_scenes(&scenes_file, Some("train")).expect("scenes");
+    let scenes = &scenes[..4];
+
+    // The endpoint's letters are the model's: the same odds between letters as local scoring.
+    let direct = openai_teacher(&server, "tiny", 0, 2).decide(scenes, 2, 9).expect("decisions");
+    let local = student(&model);
+    for (scene, decisions) in scenes.iter().zip(&direct) {
+        for d in decisions {
+            assert!(!d.is_failed(), "{}", d.text);
+            let rationale = &d.text[..d.text.len() - 2];
+            assert!(rationale.ends_with("Behavior: ["), "{}", d.text);
+            let p = &local.letter_distributions(&[scene], &[rationale.to_owned()]).expect("local")[0];
+            let present: Vec<usize> = (0..p.len()).filter(|&k| d.letters[k] > 1e-6).collect();
+            if let [a, b, ..] = present[..] {
+                let (remote, here) = (d.letters[a] / d.letters[b], p[a] / p[b]);
+                // Up to float differences between forward passes over different lengths.
+                assert!((remote / here - 1.0).abs() < 1e-2, "odds {remote} vs {here}");
+            }
+        }
+    }
+    // The same seed gives the same decisions; a 4xx (unknown model) is an error, not retried.
+    assert_eq!(openai_teacher(&server, "tiny", 0, 3).decide(scenes, 2, 9).expect("again"), direct);
+    let wrong = openai_teacher(&server, "gpt-0", 3, 1).decide(scenes, 1, 9).expect_err("unknown model");
+    assert!(wrong.to_string().contains("HTTP 404") && wrong.to_string().contains("does not exist"), "{wrong}");
+
+    // 429, 500 and a timeout are retried; a truncated body costs exactly one sample.
+    let proxy = fault_proxy(server.clone(), vec![Fault::TooManyRequests, Fault::ServerError, Fault::Slow, Fault::Truncated], usize::MAX);
+    let faulty = openai_teacher(&proxy, "tiny", 3, 1).decide(scenes, 2, 9).expect("decisions through faults");
+    let failed: Vec<&Decision> = faulty.iter().flatten().filter(|d| d.is_failed()).collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].text.contains("not a chat completion"), "{}", failed[0].text);
+    for (a, b) in faulty.iter().flatten().zip(direct.iter().flatten()) {
+        assert!(a.is_failed() || a == b);
+    }
+
+    // The endpoint dies after the first batch (at most 32 requests of 48 or more): the run stops
+    // with an error, keeps the finished batches, and resumes against the live endpoint to the decisions of an uninterrupted run.
+    let config = DistillConfig { teacher: TeacherSpec::OpenAi { model: "tiny".into(), base_url: None }, samples: 2, top_k: 8, batch_size: 8, seed: Some(2), ..DistillConfig::default() };
+    let whole = dir.path().join("whole-openai");
+    run(&scenes_file, openai_teacher(&server, "tiny", 1, 4).as_mut(), &model, &whole, &config).expect("uninterrupted");
+    let resumed = dir.path().join("resumed-openai");
+    let dying = fault_proxy(server.clone(), vec![], 8 * 2 * 2 + 1);
+    let error = run(&scenes_file, openai_teacher(&dying, "tiny", 1, 4).as_mut(), &model, &resumed, &config).expect_err("dead endpoint");
+    assert!(error.to_string().contains("after 2 attempts"), "{error}");
+    let parts = std::fs::read_dir(resumed.join("decisions.parts")).expect("parts").count();
+    assert!((1..3).contains(&parts), "{parts} finished batches");
+    run(&scenes_file, openai_teacher(&server, "tiny", 1, 4).as_mut(), &model, &resumed, &config).expect("resumed");
+    let (a, b) = (Table::read(&whole.join("decisions.parquet")).expect("a"), Table::read(&resumed.join("decisions.parquet")).expect("b"));
+    assert_eq!(a.strings("text").expect("text"), b.strings("text").expect("text"));
+    assert_eq!(a.f32_lists("letters").expect("letters"), b.f32_lists("letters").expect("letters"));
+    assert!(a.bools("failed").expect("failed").iter().all(|f| !f));
+}

@@ -7,6 +7,7 @@
 //! `uncertainty.parquet`, `sft.parquet`, `dpo.parquet`, `selection.json`, `distill.json`.
 
 pub mod oracle;
+pub mod remote;
 pub mod teacher;
 pub mod uncertainty;
 
@@ -21,6 +22,7 @@ use simforge_data::scenes::letter;
 
 use crate::error::{Result, TrainerError};
 use crate::inference::SamplingOptions;
+use crate::openai::client::{Endpoint, EndpointConfig};
 use teacher::{Decision, DecisionScene, Teacher, TeacherSpec, DECISION_SYSTEM_PROMPT};
 use uncertainty::{pair, select, uncertainty, Candidate, Role, SelectionMode, Uncertainty};
 
@@ -65,11 +67,26 @@ pub struct DistillConfig {
     pub max_scenes: Option<usize>,
     #[arg(long)]
     pub seed: Option<u64>,
+    /// `openai` teachers: requests in flight at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// `openai` teachers: further attempts after a timeout, a connection error, 429 or 5xx.
+    #[arg(long, default_value_t = 6)]
+    pub retries: u32,
+    /// `openai` teachers: seconds one request may take.
+    #[arg(long, default_value_t = 300.0)]
+    pub request_timeout: f64,
+    /// `openai` teachers: seconds before the first retry (then doubling, with jitter).
+    #[arg(long, default_value_t = 1.0)]
+    pub retry_delay: f64,
+    /// `openai` teachers: the environment variable holding the API key (unset: no key sent).
+    #[arg(long, default_value = "OPENAI_API_KEY")]
+    pub api_key_env: String,
 }
 
 impl Default for DistillConfig {
     fn default() -> Self {
-        Self { teacher: TeacherSpec::Oracle, student: None, samples: 10, temperature: 1.0, top_p: 0.9, max_new_tokens: 160, top_k: 10_000, select: SelectionMode::Gap, batch_size: 16, max_scenes: None, seed: None }
+        Self { teacher: TeacherSpec::Oracle, student: None, samples: 10, temperature: 1.0, top_p: 0.9, max_new_tokens: 160, top_k: 10_000, select: SelectionMode::Gap, batch_size: 16, max_scenes: None, seed: None, concurrency: 8, retries: 6, request_timeout: 300.0, retry_delay: 1.0, api_key_env: "OPENAI_API_KEY".into() }
     }
 }
 
@@ -78,16 +95,58 @@ impl DistillConfig {
     pub fn sampling(&self) -> SamplingOptions {
         SamplingOptions { max_new_tokens: self.max_new_tokens, temperature: self.temperature, top_p: self.top_p, ..SamplingOptions::default() }
     }
+
+    /// How `openai` teachers reach their endpoint.
+    pub fn endpoint(&self) -> EndpointSettings {
+        EndpointSettings {
+            concurrency: self.concurrency,
+            retries: self.retries,
+            request_timeout: self.request_timeout,
+            retry_delay: self.retry_delay,
+            api_key_env: self.api_key_env.clone(),
+        }
+    }
+}
+
+/// Concurrency, retries, timeouts and the key's variable of `openai` teachers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndpointSettings {
+    pub concurrency: usize,
+    pub retries: u32,
+    pub request_timeout: f64,
+    pub retry_delay: f64,
+    pub api_key_env: String,
+}
+
+impl Default for EndpointSettings {
+    fn default() -> Self {
+        DistillConfig::default().endpoint()
+    }
 }
 
 /// Opens a teacher: `oracle` needs the prepared synthetic dataset it describes.
-pub fn open_teacher(spec: &TeacherSpec, data: Option<&Path>, sampling: &SamplingOptions, device: &burn::tensor::Device) -> Result<Box<dyn Teacher>> {
+pub fn open_teacher(spec: &TeacherSpec, data: Option<&Path>, sampling: &SamplingOptions, endpoint: &EndpointSettings, device: &burn::tensor::Device) -> Result<Box<dyn Teacher>> {
     Ok(match spec {
         TeacherSpec::Oracle => {
             let data = data.ok_or_else(|| TrainerError::Invalid("the oracle teacher needs --data: the prepared synthetic dataset the scenes come from".into()))?;
             Box::new(oracle::OracleTeacher::load(data)?)
         }
         TeacherSpec::Local(dir) => Box::new(teacher::LocalTeacher::load(dir, sampling.clone(), device)?),
+        TeacherSpec::Batch(file) => Box::new(remote::BatchTeacher::load(file)?),
+        TeacherSpec::OpenAi { model, base_url } => {
+            let base_url = base_url.clone().or_else(|| std::env::var("OPENAI_BASE_URL").ok()).unwrap_or_else(|| "https://api.openai.com/v1".into());
+            let seconds = |s: f64, what: &str| {
+                std::time::Duration::try_from_secs_f64(s).map_err(|_| TrainerError::Invalid(format!("{what} must be a non-negative number of seconds, not {s}")))
+            };
+            let config = EndpointConfig {
+                base_url,
+                api_key: std::env::var(&endpoint.api_key_env).ok().filter(|k| !k.is_empty()),
+                timeout: seconds(endpoint.request_timeout, "request_timeout")?,
+                retries: endpoint.retries,
+                retry_delay: seconds(endpoint.retry_delay, "retry_delay")?,
+            };
+            Box::new(remote::OpenAiTeacher::new(model.clone(), Endpoint::new(config)?, sampling.clone(), endpoint.concurrency))
+        }
     })
 }
 
@@ -98,6 +157,8 @@ pub struct Selection {
     pub student: String,
     pub mode: SelectionMode,
     pub scenes_in: usize,
+    /// Decisions a teacher could not give (malformed replies), left out of everything after.
+    pub failed_decisions: usize,
     pub after_noise_filter: usize,
     pub with_pairs: usize,
     pub selected: usize,
@@ -131,6 +192,21 @@ pub struct DistillJob<'a> {
     pub config: &'a DistillConfig,
 }
 
+/// The training scenes a distillation with `config` covers: the `train` split of `path`, or a
+/// seeded sample of `max_scenes` of them, in scene order.
+pub fn training_scenes(path: &Path, config: &DistillConfig) -> Result<Vec<DecisionScene>> {
+    let mut scenes = teacher::read_decision_scenes(path, Some("train"))?;
+    if let Some(n) = config.max_scenes.filter(|&n| n < scenes.len()) {
+        Rng::stream(config.seed.unwrap_or(0), "distill-scenes", 0).shuffle(&mut scenes);
+        scenes.truncate(n);
+        scenes.sort_by_key(|s| s.scene_id);
+    }
+    if scenes.is_empty() {
+        return Err(TrainerError::Invalid(format!("{}: no training scenes", path.display())));
+    }
+    Ok(scenes)
+}
+
 /// Runs `job`, calling `progress(scenes done, scenes)` after each batch.
 pub fn distill(job: DistillJob, progress: &mut dyn FnMut(usize, usize)) -> Result<Selection> {
     // 1. The scenes and the settings they are distilled with.
@@ -139,15 +215,7 @@ pub fn distill(job: DistillJob, progress: &mut dyn FnMut(usize, usize)) -> Resul
         return Err(TrainerError::Invalid("distill: samples and batch_size must be at least 1".into()));
     }
     let seed = c.seed.unwrap_or(0);
-    let mut scenes = teacher::read_decision_scenes(job.scenes, Some("train"))?;
-    if let Some(n) = c.max_scenes.filter(|&n| n < scenes.len()) {
-        Rng::stream(seed, "distill-scenes", 0).shuffle(&mut scenes);
-        scenes.truncate(n);
-        scenes.sort_by_key(|s| s.scene_id);
-    }
-    if scenes.is_empty() {
-        return Err(TrainerError::Invalid(format!("{}: no training scenes", job.scenes.display())));
-    }
+    let scenes = training_scenes(job.scenes, c)?;
     let settings = Settings {
         scenes_sha256: simforge_data::fsutil::sha256_file(job.scenes)?,
         teacher: job.teacher.name(),
@@ -202,8 +270,9 @@ pub fn distill(job: DistillJob, progress: &mut dyn FnMut(usize, usize)) -> Resul
     std::fs::remove_dir_all(&parts).map_err(|e| TrainerError::io(&parts, e))?;
 
     // 3. Uncertainty per scene and model, the noise filter, pairs and the selection.
+    let failed_decisions = rows.iter().filter(|r| r.decision.is_failed()).count();
     let mut by_scene: HashMap<u32, [Vec<Decision>; 2]> = HashMap::new();
-    for r in rows {
+    for r in rows.into_iter().filter(|r| !r.decision.is_failed()) {
         by_scene.entry(r.scene_id).or_default()[r.role as usize].push(r.decision);
     }
     let mut measured = Vec::with_capacity(scenes.len());
@@ -261,6 +330,7 @@ pub fn distill(job: DistillJob, progress: &mut dyn FnMut(usize, usize)) -> Resul
         student: settings.student,
         mode: c.select,
         scenes_in: scenes.len(),
+        failed_decisions,
         after_noise_filter: kept_noise.len(),
         with_pairs: paired.len(),
         selected: selected.len(),
@@ -283,7 +353,7 @@ struct DecisionRow {
 
 fn write_decisions(path: &Path, rows: &[DecisionRow], scenes: &[DecisionScene]) -> Result<()> {
     let dataset: HashMap<u32, &str> = scenes.iter().map(|s| (s.scene_id, s.dataset.as_str())).collect();
-    let letters: Vec<String> = rows.iter().map(|r| letter(r.decision.sampled).to_string()).collect();
+    let letters: Vec<String> = rows.iter().map(|r| if r.decision.is_failed() { String::new() } else { letter(r.decision.sampled).to_string() }).collect();
     pq::write(
         path,
         vec![
@@ -296,7 +366,8 @@ fn write_decisions(path: &Path, rows: &[DecisionRow], scenes: &[DecisionScene]) 
             ("sampled_letter", pq::str_col(&letters)),
             ("sampled", pq::u32_col(rows.iter().map(|r| r.decision.sampled as u32))),
             ("target", pq::u32_col(rows.iter().map(|r| r.target as u32))),
-            ("correct", pq::bool_col(rows.iter().map(|r| r.decision.sampled == r.target))),
+            ("correct", pq::bool_col(rows.iter().map(|r| !r.decision.is_failed() && r.decision.sampled == r.target))),
+            ("failed", pq::bool_col(rows.iter().map(|r| r.decision.is_failed()))),
         ],
     )?;
     Ok(())

@@ -85,6 +85,18 @@ pub struct Decision {
     pub sampled: usize,
 }
 
+impl Decision {
+    /// A sample the teacher could not give (a malformed reply): kept in `decisions.parquet`
+    /// with the reason as its text, left out of the uncertainty and the pairs.
+    pub fn failed(reason: String) -> Self {
+        Self { text: reason, letters: Vec::new(), sampled: 0 }
+    }
+
+    pub fn is_failed(&self) -> bool {
+        self.letters.is_empty()
+    }
+}
+
 /// A source of decisions: a strong teacher, or the student being distilled.
 pub trait Teacher {
     /// How reports and tables name it.
@@ -94,12 +106,16 @@ pub trait Teacher {
     fn decide(&mut self, scenes: &[DecisionScene], samples: usize, seed: u64) -> Result<Vec<Vec<Decision>>>;
 }
 
-/// Which teacher: `oracle` (the synthetic world's truth) or `local:DIR` (a simforge model).
+/// Which teacher: `oracle` (the synthetic world's truth), `local:DIR` (a simforge model),
+/// `openai:MODEL[@BASE_URL]` (an OpenAI-compatible endpoint; without a URL, `OPENAI_BASE_URL`
+/// or OpenAI's) or `batch:FILE` (an OpenAI Batch job's output).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum TeacherSpec {
     Oracle,
     Local(PathBuf),
+    OpenAi { model: String, base_url: Option<String> },
+    Batch(PathBuf),
 }
 
 impl std::str::FromStr for TeacherSpec {
@@ -109,7 +125,12 @@ impl std::str::FromStr for TeacherSpec {
         match s.split_once(':') {
             None if s == "oracle" => Ok(Self::Oracle),
             Some(("local", dir)) if !dir.is_empty() => Ok(Self::Local(dir.into())),
-            _ => Err(format!("unknown teacher `{s}`; expected `oracle` or `local:MODEL_DIR`")),
+            Some(("batch", file)) if !file.is_empty() => Ok(Self::Batch(file.into())),
+            Some(("openai", rest)) if !rest.is_empty() => Ok(match rest.split_once('@') {
+                Some((model, url)) => Self::OpenAi { model: model.into(), base_url: Some(url.into()) },
+                None => Self::OpenAi { model: rest.into(), base_url: None },
+            }),
+            _ => Err(format!("unknown teacher `{s}`; expected `oracle`, `local:MODEL_DIR`, `openai:MODEL[@BASE_URL]` or `batch:OUTPUT.jsonl`")),
         }
     }
 }
@@ -133,6 +154,9 @@ impl std::fmt::Display for TeacherSpec {
         match self {
             Self::Oracle => write!(f, "oracle"),
             Self::Local(dir) => write!(f, "local:{}", dir.display()),
+            Self::OpenAi { model, base_url: None } => write!(f, "openai:{model}"),
+            Self::OpenAi { model, base_url: Some(url) } => write!(f, "openai:{model}@{url}"),
+            Self::Batch(file) => write!(f, "batch:{}", file.display()),
         }
     }
 }
@@ -245,5 +269,9 @@ mod tests {
         assert_eq!(rationale(""), "Behavior: [");
         assert_eq!("local:runs/a".parse::<TeacherSpec>(), Ok(TeacherSpec::Local("runs/a".into())));
         assert!("gpt".parse::<TeacherSpec>().is_err());
+        let spec = TeacherSpec::OpenAi { model: "Qwen/Qwen3-32B".into(), base_url: Some("http://127.0.0.1:8000/v1".into()) };
+        assert_eq!("openai:Qwen/Qwen3-32B@http://127.0.0.1:8000/v1".parse::<TeacherSpec>(), Ok(spec.clone()));
+        assert_eq!(spec.to_string().parse::<TeacherSpec>(), Ok(spec));
+        assert_eq!("openai:gpt-5".parse::<TeacherSpec>(), Ok(TeacherSpec::OpenAi { model: "gpt-5".into(), base_url: None }));
     }
 }

@@ -1,0 +1,148 @@
+//! A client of an OpenAI-compatible endpoint: retries with exponential backoff and jitter on
+//! timeouts, connection errors, 429 and 5xx; a clear error on any other 4xx; a body that is not
+//! a chat completion comes back as `Reply::Malformed` for the caller to record.
+
+use std::time::Duration;
+
+use simforge_data::rng::Rng;
+
+use super::{ChatRequest, ChatResponse, ErrorBody};
+use crate::error::{Result, TrainerError};
+
+/// Where and how to reach an endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndpointConfig {
+    /// Up to and including `/v1`, e.g. `http://127.0.0.1:8000/v1`.
+    pub base_url: String,
+    /// Sent as a bearer token; read from the environment, never written anywhere.
+    pub api_key: Option<String>,
+    /// Per request, connection to last byte.
+    pub timeout: Duration,
+    /// Further attempts after a failed one.
+    pub retries: u32,
+    /// The first backoff; each further one doubles, up to a minute, times a jitter in [0.5, 1.5).
+    pub retry_delay: Duration,
+}
+
+/// What one request came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    Ok(ChatResponse),
+    /// A 200 whose body is not a chat completion (truncated JSON, missing fields): the reason.
+    Malformed(String),
+}
+
+pub struct Endpoint {
+    config: EndpointConfig,
+    http: reqwest::blocking::Client,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key stays out of every log line.
+        write!(f, "Endpoint({})", self.config.base_url)
+    }
+}
+
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+impl Endpoint {
+    pub fn new(config: EndpointConfig) -> Result<Self> {
+        let http = reqwest::blocking::Client::builder()
+            .timeout(config.timeout)
+            .build()
+            .map_err(|e| TrainerError::Invalid(format!("cannot build an HTTP client: {e}")))?;
+        Ok(Self { config, http })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.config.base_url
+    }
+
+    /// Sends one chat-completions request; `jitter` seeds the backoff jitter.
+    pub fn chat(&self, request: &ChatRequest, jitter: &mut Rng) -> Result<Reply> {
+        let url = format!("{}/chat/completions", self.config.base_url.trim_end_matches('/'));
+        let body = serde_json::to_vec(request).map_err(|e| TrainerError::Invalid(format!("cannot encode a request: {e}")))?;
+        let mut attempt = 0;
+        loop {
+            let mut builder = self.http.post(&url).header(reqwest::header::CONTENT_TYPE, "application/json").body(body.clone());
+            if let Some(key) = &self.config.api_key {
+                builder = builder.bearer_auth(key);
+            }
+            let failure = match builder.send() {
+                Err(e) => format!("{}", without_url(&e)),
+                Ok(response) => {
+                    let status = response.status();
+                    let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()?.trim().parse::<f64>().ok());
+                    let body = response.text();
+                    match (status.as_u16(), body) {
+                        (200..=299, Ok(body)) => {
+                            return Ok(match serde_json::from_str::<ChatResponse>(&body) {
+                                Ok(chat) if !chat.choices.is_empty() => Reply::Ok(chat),
+                                Ok(_) => Reply::Malformed("a completion without choices".into()),
+                                Err(e) => Reply::Malformed(format!("not a chat completion: {e}")),
+                            })
+                        }
+                        (code @ (408 | 429 | 500..=599), body) => {
+                            if attempt < self.config.retries {
+                                if let Some(seconds) = retry_after {
+                                    let wait = Duration::from_secs_f64(seconds.clamp(0.0, MAX_BACKOFF.as_secs_f64()));
+                                    tracing::warn!("{url}: HTTP {code}; retrying in {:.1} s (Retry-After)", wait.as_secs_f64());
+                                    std::thread::sleep(wait);
+                                    attempt += 1;
+                                    continue;
+                                }
+                            }
+                            format!("HTTP {code}: {}", error_message(&body.unwrap_or_default()))
+                        }
+                        (code, body) => {
+                            return Err(TrainerError::Invalid(format!("{url}: HTTP {code}: {}", error_message(&body.unwrap_or_default()))));
+                        }
+                    }
+                }
+            };
+            if attempt >= self.config.retries {
+                return Err(TrainerError::Invalid(format!("{url}: {failure}, still after {} attempts", attempt + 1)));
+            }
+            let wait = self.backoff(attempt, jitter);
+            tracing::warn!("{url}: {failure}; retrying in {:.1} s", wait.as_secs_f64());
+            std::thread::sleep(wait);
+            attempt += 1;
+        }
+    }
+
+    fn backoff(&self, attempt: u32, jitter: &mut Rng) -> Duration {
+        let base = self.config.retry_delay.saturating_mul(1 << attempt.min(16)).min(MAX_BACKOFF);
+        base.mul_f64(0.5 + jitter.f64())
+    }
+}
+
+/// reqwest's message without the URL (it is already in ours).
+fn without_url(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "transport error"
+    };
+    let mut detail = String::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{kind} ({detail})")
+    }
+}
+
+/// The server's own message from an error body, else the body itself, shortened.
+fn error_message(body: &str) -> String {
+    match serde_json::from_str::<ErrorBody>(body) {
+        Ok(e) => e.error.message,
+        Err(_) => body.chars().take(300).collect(),
+    }
+}

@@ -1,0 +1,184 @@
+//! `simforge serve`: a simforge model behind an OpenAI-compatible endpoint
+//! (`GET /v1/models`, `POST /v1/chat/completions` with `n`, `seed`, `logprobs` and
+//! `top_logprobs`, and vLLM's `continue_final_message`), so other tools can use a trained
+//! simulator. Requests are answered one at a time, in arrival order.
+
+use std::io::Read;
+use std::path::Path;
+
+use serde::Serialize;
+use tiny_http::{Header, Method, Request, Response};
+
+use super::{
+    AssistantMessage, ChatRequest, ChatResponse, Choice, ChoiceLogprobs, ErrorBody, ErrorDetail, ModelCard, ModelList, TokenLogprob, TopLogprob, Usage,
+};
+use crate::error::{Result, TrainerError};
+use crate::inference::{LanguageModel, SamplingOptions};
+use crate::tokenizer::{chat_template, Tokenizer};
+
+/// The most alternatives per token a request may ask for (OpenAI's limit).
+const MAX_TOP_LOGPROBS: usize = 20;
+const MAX_SAMPLES: usize = 64;
+/// Completion length when a request names none.
+const DEFAULT_MAX_TOKENS: usize = 512;
+const MAX_BODY_BYTES: u64 = 64 << 20;
+/// Qwen3's non-thinking answer opening, as its chat template writes it with thinking off.
+const EMPTY_THINK: &str = "<think>\n\n</think>\n\n";
+
+/// The model a server answers with.
+pub struct ServedModel {
+    /// The `model` name clients send and `/v1/models` lists.
+    pub name: String,
+    pub lm: LanguageModel,
+    pub tokenizer: Tokenizer,
+    eos: Vec<u32>,
+}
+
+impl ServedModel {
+    pub fn load(dir: &Path, name: Option<String>, device: &burn::tensor::Device) -> Result<Self> {
+        let tokenizer = Tokenizer::from_file(&dir.join("tokenizer.json"))?;
+        let eos = ["<|im_end|>", "<|endoftext|>"].iter().filter_map(|t| tokenizer.token_id(t)).collect();
+        let name = name.unwrap_or_else(|| dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned()));
+        Ok(Self { name, lm: LanguageModel::load(dir, device)?, tokenizer, eos })
+    }
+
+    /// The prompt text of a request: a new assistant turn, or the continuation of the last
+    /// assistant message when the request asks for it.
+    fn prompt(request: &ChatRequest) -> String {
+        match request.messages.split_last() {
+            Some((last, earlier)) if request.continue_final_message && last.role == "assistant" => {
+                chat_template(earlier, true) + EMPTY_THINK + last.content.trim_start_matches('\n')
+            }
+            _ => chat_template(&request.messages, request.add_generation_prompt.unwrap_or(true)) + EMPTY_THINK,
+        }
+    }
+
+    /// Answers one chat-completions request.
+    pub fn complete(&self, request: &ChatRequest, fallback_seed: u64) -> std::result::Result<ChatResponse, String> {
+        if request.messages.is_empty() {
+            return Err("`messages` is empty".into());
+        }
+        let samples = request.n.unwrap_or(1);
+        if !(1..=MAX_SAMPLES).contains(&samples) {
+            return Err(format!("`n` must be between 1 and {MAX_SAMPLES}"));
+        }
+        let top = if request.logprobs { request.top_logprobs.unwrap_or(0) } else { 0 };
+        if top > MAX_TOP_LOGPROBS {
+            return Err(format!("`top_logprobs` must be at most {MAX_TOP_LOGPROBS}"));
+        }
+        let temperature = request.temperature.unwrap_or(1.0);
+        let top_p = request.top_p.unwrap_or(1.0);
+        if !(0.0..=2.0).contains(&temperature) || !(top_p > 0.0 && top_p <= 1.0) {
+            return Err("`temperature` must be in [0, 2] and `top_p` in (0, 1]".into());
+        }
+        let prompt = self.tokenizer.encode(&Self::prompt(request)).map_err(|e| e.to_string())?;
+        let room = self.lm.config.max_position_embeddings.saturating_sub(prompt.len());
+        if room == 0 {
+            return Err(format!("the prompt has {} tokens; this model reads at most {}", prompt.len(), self.lm.config.max_position_embeddings));
+        }
+        let max_tokens = request.max_completion_tokens.or(request.max_tokens).unwrap_or(DEFAULT_MAX_TOKENS).min(room);
+        let options =
+            SamplingOptions { max_new_tokens: max_tokens, temperature, top_p, samples, seed: request.seed.unwrap_or(fallback_seed), eos: self.eos.clone() };
+        let generated = self.lm.generate(std::slice::from_ref(&prompt), &options, &|_| false).pop().unwrap_or_default();
+        let mut choices = Vec::with_capacity(samples);
+        let mut completion_tokens = 0;
+        for (index, mut tokens) in generated.into_iter().enumerate() {
+            completion_tokens += tokens.len();
+            let stopped = tokens.last().is_some_and(|t| self.eos.contains(t));
+            if stopped {
+                tokens.pop();
+            }
+            let content = self.tokenizer.decode(&tokens).map_err(|e| e.to_string())?;
+            let logprobs = request.logprobs.then(|| self.logprobs(&prompt, &tokens, top)).transpose()?;
+            choices.push(Choice {
+                index,
+                message: AssistantMessage { role: "assistant".into(), content: Some(content) },
+                logprobs: logprobs.map(|content| ChoiceLogprobs { content: Some(content) }),
+                finish_reason: Some(if stopped { "stop" } else { "length" }.into()),
+            });
+        }
+        Ok(ChatResponse {
+            id: format!("chatcmpl-{fallback_seed:016x}"),
+            object: "chat.completion".into(),
+            created: unix_time(),
+            model: self.name.clone(),
+            choices,
+            usage: Some(Usage { prompt_tokens: prompt.len(), completion_tokens, total_tokens: prompt.len() + completion_tokens }),
+        })
+    }
+
+    fn logprobs(&self, prompt: &[u32], tokens: &[u32], top: usize) -> std::result::Result<Vec<TokenLogprob>, String> {
+        let text = |id: u32| self.tokenizer.decode(&[id]).map_err(|e| e.to_string());
+        let mut out = Vec::with_capacity(tokens.len());
+        for (&token, (logprob, alternatives)) in tokens.iter().zip(self.lm.token_logprobs(prompt, tokens, top)) {
+            let top_logprobs = alternatives
+                .into_iter()
+                .map(|(id, lp)| text(id).map(|t| TopLogprob { bytes: Some(t.clone().into_bytes()), token: t, logprob: f64::from(lp) }))
+                .collect::<std::result::Result<_, _>>()?;
+            let t = text(token)?;
+            out.push(TokenLogprob { bytes: Some(t.clone().into_bytes()), token: t, logprob: f64::from(logprob), top_logprobs });
+        }
+        Ok(out)
+    }
+}
+
+fn unix_time() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Binds the listening socket (`127.0.0.1:0` picks a free port).
+pub fn bind(addr: &str) -> Result<tiny_http::Server> {
+    tiny_http::Server::http(addr).map_err(|e| TrainerError::Invalid(format!("cannot listen on {addr}: {e}")))
+}
+
+/// Answers requests until the server is unblocked (`tiny_http::Server::unblock`).
+pub fn serve(http: &tiny_http::Server, model: &ServedModel) {
+    let mut served = 0u64;
+    for request in http.incoming_requests() {
+        served += 1;
+        let started = std::time::Instant::now();
+        let (method, url) = (request.method().clone(), request.url().to_owned());
+        let status = answer(request, model, served);
+        tracing::info!("{method} {url} -> {status} in {:.2} s", started.elapsed().as_secs_f64());
+    }
+}
+
+fn answer(mut request: Request, model: &ServedModel, served: u64) -> u16 {
+    let path = request.url().split('?').next().unwrap_or("").trim_end_matches('/').to_owned();
+    let (status, body) = match (request.method(), path.as_str()) {
+        (Method::Get, "/v1/models") => {
+            let card = ModelCard { id: model.name.clone(), object: "model".into(), created: 0, owned_by: "simforge".into() };
+            (200, json(&ModelList { object: "list".into(), data: vec![card] }))
+        }
+        (Method::Get, "/health") => (200, "{}".into()),
+        (Method::Post, "/v1/chat/completions") => {
+            let mut body = String::new();
+            match request.as_reader().take(MAX_BODY_BYTES).read_to_string(&mut body) {
+                Err(e) => error(400, &format!("unreadable request body: {e}")),
+                Ok(_) => match serde_json::from_str::<ChatRequest>(&body) {
+                    Err(e) => error(400, &format!("not a chat-completions request: {e}")),
+                    Ok(chat) if chat.model != model.name => error(404, &format!("the model `{}` does not exist; this server has `{}`", chat.model, model.name)),
+                    Ok(chat) => match model.complete(&chat, served) {
+                        Ok(response) => (200, json(&response)),
+                        Err(message) => error(400, &message),
+                    },
+                },
+            }
+        }
+        _ => error(404, &format!("no route {} {path}", request.method())),
+    };
+    let header = Header::from_bytes("Content-Type", "application/json").expect("a valid static header");
+    if let Err(e) = request.respond(Response::from_string(body).with_status_code(status).with_header(header)) {
+        tracing::warn!("could not answer a request: {e}");
+    }
+    status
+}
+
+fn json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|e| format!("{{\"error\":{{\"message\":\"{e}\",\"type\":\"server_error\"}}}}"))
+}
+
+fn error(status: u16, message: &str) -> (u16, String) {
+    let kind = if status == 404 { "not_found_error" } else { "invalid_request_error" };
+    (status, json(&ErrorBody { error: ErrorDetail { message: message.into(), kind: kind.into() } }))
+}
