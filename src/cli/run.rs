@@ -118,15 +118,23 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     // Distillation: the student's decisions against the teacher's, then SFT and DPO on them.
     let scenes_file = stage("scenes").join(scenes::SCENES_FILE);
     let mut distilled = None;
+    let mut teacher = None;
     if let Some(config) = &r.distill {
         let init = match (&config.student, &student) {
             (Some(TeacherSpec::Local(dir)), _) | (None, Some(dir)) => dir.clone(),
             _ => anyhow::bail!("[distill] needs a student model: set distill.student = \"local:DIR\" or add a [model] section"),
         };
         let student_spec = TeacherSpec::Local(init.clone());
-        let needed = inputs(&[&scenes_file, &data, &init]);
-        let outcome = run_resumable_stage(&stage("distill"), "distill", config, &needed, VERSION, |out| {
-            super::distill::run_distill(&scenes_file, &student_spec, Some(&data), out, config, &r.run.device)
+        let mut needed = inputs(&[&scenes_file, &data, &init]);
+        // A bare `ensemble` teacher votes with the run's SASRec when the recipe trains one.
+        let mut config = config.clone();
+        if config.teacher == TeacherSpec::Ensemble(None) && r.sasrec.is_some() {
+            config.teacher = TeacherSpec::Ensemble(Some(stage("sasrec").join("model")));
+            needed.push(stage("sasrec").join("model"));
+        }
+        teacher = Some(config.teacher.clone());
+        let outcome = run_resumable_stage(&stage("distill"), "distill", &config, &needed, VERSION, |out| {
+            super::distill::run_distill(&scenes_file, &student_spec, Some(&data), out, &config, &r.run.device)
                 .map(drop)
                 .map_err(|e| DataError::config("distill", format!("{e:#}")))
         })?;
@@ -151,6 +159,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         }
         if data.join(simforge_data::sources::synthetic::WORLD_FILE).exists() {
             simulators.push(("oracle", TeacherSpec::Oracle, AlignmentMode::Reasoning));
+        }
+        if let Some(spec @ TeacherSpec::Ensemble(_)) = &teacher {
+            simulators.push(("ensemble", spec.clone(), AlignmentMode::Reasoning));
         }
         let mut needed = inputs(&[&scenes_file, &data]);
         needed.extend(student.iter().chain(&distilled).cloned());

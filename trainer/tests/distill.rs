@@ -336,3 +336,26 @@ fn openai_teacher_against_simforge_serve_survives_faults_and_a_dead_endpoint() {
     assert_eq!(a.f32_lists("letters").expect("letters"), b.f32_lists("letters").expect("letters"));
     assert!(a.bools("failed").expect("failed").iter().all(|f| !f));
 }
+
+#[test]
+fn ensemble_teacher_finds_the_worlds_tastes_from_histories_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, scenes_file, _) = world(dir.path());
+    let scenes = simforge_trainer::distill::teacher::read_decision_scenes(&scenes_file, None).expect("scenes");
+    let mut ensemble = simforge_trainer::distill::ensemble::EnsembleTeacher::load(&data, None, &device()).expect("ensemble");
+    let decisions = ensemble.decide(&scenes, 3, 1).expect("decide");
+    let (mut truth, mut chance) = (0.0, 0.0);
+    for (scene, ds) in scenes.iter().zip(&decisions) {
+        assert_eq!(ds.len(), 3);
+        for d in ds {
+            assert!((d.letters.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+            assert!(d.text.starts_with("Stimulus: ") && d.text.contains("\nKnowledge: ") && d.text.ends_with(&format!("Behavior: [{}]", letter(d.sampled))), "{}", d.text);
+        }
+        truth += f64::from(ds[0].letters[scene.target]);
+        chance += 1.0 / scene.choices() as f64;
+    }
+    let n = scenes.len() as f64;
+    eprintln!("ensemble: mean P(real choice) {:.3}, chance {:.3}", truth / n, chance / n);
+    assert!(truth / n > chance / n + 0.05, "the voters see the world's genre tastes: {} vs {}", truth / n, chance / n);
+    assert_eq!(ensemble.decide(&scenes, 3, 1).expect("again"), decisions, "seeded");
+}

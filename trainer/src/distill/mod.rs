@@ -6,6 +6,7 @@
 //! part per finished batch, so an interrupted run resumes without losing or repeating one),
 //! `uncertainty.parquet`, `sft.parquet`, `dpo.parquet`, `selection.json`, `distill.json`.
 
+pub mod ensemble;
 pub mod oracle;
 pub mod remote;
 pub mod teacher;
@@ -35,7 +36,9 @@ const SETTINGS_FILE: &str = "distill.json";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields, default)]
 pub struct DistillConfig {
-    /// The strong model: `oracle` (the synthetic world's truth) or `local:MODEL_DIR`.
+    /// The strong model: `oracle` (the synthetic world's truth), `ensemble[:SASREC_DIR]` (the
+    /// three-voter ensemble on real data), `local:MODEL_DIR`, `openai:MODEL[@BASE_URL]` or
+    /// `batch:OUTPUT.jsonl`.
     #[arg(long, default_value = "oracle")]
     pub teacher: TeacherSpec,
     /// The model being distilled, `local:MODEL_DIR`; in a recipe, the run's student when unset.
@@ -132,6 +135,10 @@ pub fn open_teacher(spec: &TeacherSpec, data: Option<&Path>, sampling: &Sampling
             Box::new(oracle::OracleTeacher::load(data)?)
         }
         TeacherSpec::Local(dir) => Box::new(teacher::LocalTeacher::load(dir, sampling.clone(), device)?),
+        TeacherSpec::Ensemble(sasrec) => {
+            let data = data.ok_or_else(|| TrainerError::Invalid("the ensemble teacher needs --data: the prepared dataset the scenes come from".into()))?;
+            Box::new(ensemble::EnsembleTeacher::load(data, sasrec.as_deref(), device)?)
+        }
         TeacherSpec::Batch(file) => Box::new(remote::BatchTeacher::load(file)?),
         TeacherSpec::OpenAi { model, base_url } => {
             let base_url = base_url.clone().or_else(|| std::env::var("OPENAI_BASE_URL").ok()).unwrap_or_else(|| "https://api.openai.com/v1".into());

@@ -265,7 +265,7 @@ mod tests {
     use crate::openai::{AssistantMessage, Choice, ChoiceLogprobs, TokenLogprob, TopLogprob};
 
     fn scene(id: u32) -> DecisionScene {
-        DecisionScene { scene_id: id, dataset: "d".into(), user_id: 1, target_item: 7, exposure: vec![5, 7, 9], prompt: format!("scene {id}"), target: 1 }
+        DecisionScene { scene_id: id, dataset: "d".into(), user_id: 1, target_item: 7, timestamp: 0, exposure: vec![5, 7, 9], prompt: format!("scene {id}"), target: 1 }
     }
 
     /// A completion that writes `Behavior: [B]` with log-probabilities at every token.

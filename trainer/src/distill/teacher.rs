@@ -23,6 +23,8 @@ pub struct DecisionScene {
     pub dataset: String,
     pub user_id: u32,
     pub target_item: u32,
+    /// When the real choice happened (the history is what came before).
+    pub timestamp: i64,
     /// Canonical item ids, in letter order.
     pub exposure: Vec<u32>,
     /// The user message (profile, history, lettered exposure list).
@@ -45,6 +47,7 @@ pub fn read_decision_scenes(path: &Path, split: Option<&str>) -> Result<Vec<Deci
     let datasets = table.strings("dataset")?;
     let users = table.u32s("user_id")?;
     let targets = table.u32s("target_item")?;
+    let times = table.i64s("timestamp")?;
     let exposures = table.u32_lists("exposure")?;
     let prompts = table.strings("prompt")?;
     let positions = table.u32s("target_pos")?;
@@ -66,6 +69,7 @@ pub fn read_decision_scenes(path: &Path, split: Option<&str>) -> Result<Vec<Deci
             dataset: datasets[row].clone(),
             user_id: users[row],
             target_item: targets[row],
+            timestamp: times[row],
             exposure: exposures[row].clone(),
             prompt: prompts[row].clone(),
             target,
@@ -107,6 +111,7 @@ pub trait Teacher {
 }
 
 /// Which teacher: `oracle` (the synthetic world's truth), `local:DIR` (a simforge model),
+/// `ensemble[:SASREC_DIR]` (the three-voter ensemble simulator on the prepared data),
 /// `openai:MODEL[@BASE_URL]` (an OpenAI-compatible endpoint; without a URL, `OPENAI_BASE_URL`
 /// or OpenAI's) or `batch:FILE` (an OpenAI Batch job's output).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -116,6 +121,8 @@ pub enum TeacherSpec {
     Local(PathBuf),
     OpenAi { model: String, base_url: Option<String> },
     Batch(PathBuf),
+    /// Without a SASRec folder, only the keyword and similarity voters vote.
+    Ensemble(Option<PathBuf>),
 }
 
 impl std::str::FromStr for TeacherSpec {
@@ -124,13 +131,15 @@ impl std::str::FromStr for TeacherSpec {
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         match s.split_once(':') {
             None if s == "oracle" => Ok(Self::Oracle),
+            None if s == "ensemble" => Ok(Self::Ensemble(None)),
+            Some(("ensemble", dir)) if !dir.is_empty() => Ok(Self::Ensemble(Some(dir.into()))),
             Some(("local", dir)) if !dir.is_empty() => Ok(Self::Local(dir.into())),
             Some(("batch", file)) if !file.is_empty() => Ok(Self::Batch(file.into())),
             Some(("openai", rest)) if !rest.is_empty() => Ok(match rest.split_once('@') {
                 Some((model, url)) => Self::OpenAi { model: model.into(), base_url: Some(url.into()) },
                 None => Self::OpenAi { model: rest.into(), base_url: None },
             }),
-            _ => Err(format!("unknown teacher `{s}`; expected `oracle`, `local:MODEL_DIR`, `openai:MODEL[@BASE_URL]` or `batch:OUTPUT.jsonl`")),
+            _ => Err(format!("unknown teacher `{s}`; expected `oracle`, `ensemble[:SASREC_DIR]`, `local:MODEL_DIR`, `openai:MODEL[@BASE_URL]` or `batch:OUTPUT.jsonl`")),
         }
     }
 }
@@ -157,6 +166,8 @@ impl std::fmt::Display for TeacherSpec {
             Self::OpenAi { model, base_url: None } => write!(f, "openai:{model}"),
             Self::OpenAi { model, base_url: Some(url) } => write!(f, "openai:{model}@{url}"),
             Self::Batch(file) => write!(f, "batch:{}", file.display()),
+            Self::Ensemble(None) => write!(f, "ensemble"),
+            Self::Ensemble(Some(dir)) => write!(f, "ensemble:{}", dir.display()),
         }
     }
 }
