@@ -60,8 +60,8 @@ pub fn run_distill(
     let device = device::parse(device)?;
     let sampling = config.sampling();
     let teacher = &config.teacher;
-    let mut teacher = open_teacher(teacher, data, &sampling, &config.endpoint(), &device).with_context(|| format!("opening teacher {teacher}"))?;
-    let mut student = open_teacher(student, data, &sampling, &config.endpoint(), &device).with_context(|| format!("opening student {student}"))?;
+    let mut teacher = open_teacher(teacher, data, &sampling, config, &device).with_context(|| format!("opening teacher {teacher}"))?;
+    let mut student = open_teacher(student, data, &sampling, config, &device).with_context(|| format!("opening student {student}"))?;
     let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) { indicatif::ProgressBar::new(0) } else { indicatif::ProgressBar::hidden() };
     bar.set_style(indicatif::ProgressStyle::with_template("distilling [{bar:30}] {pos}/{len} scenes, eta {eta}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
     let mut logged = 0;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use simforge_eval::alignment::{alignment_report, read_scenes, score_scenes, AlignmentReport, AlignmentScene, LmSimulator, OptionScorer, ReasoningSimulator};
-use simforge_trainer::distill::open_teacher;
+use simforge_trainer::distill::{open_teacher, DistillConfig};
 use simforge_trainer::distill::teacher::TeacherSpec;
 use simforge_trainer::inference::SamplingOptions;
 use simforge_trainer::device;
@@ -154,7 +154,7 @@ pub fn alignment(label: &str, spec: &TeacherSpec, mode: AlignmentMode, data: Opt
         (TeacherSpec::Local(dir), false) => Box::new(LmSimulator::load(dir, &device).with_context(|| format!("loading simulator {}", dir.display()))?),
         _ => {
             let sampling = SamplingOptions { max_new_tokens: settings.max_new_tokens, temperature: 1.0, top_p: 0.9, ..SamplingOptions::default() };
-            let teacher = open_teacher(spec, data, &sampling, &Default::default(), &device).with_context(|| format!("opening simulator {spec}"))?;
+            let teacher = open_teacher(spec, data, &sampling, &DistillConfig::default(), &device).with_context(|| format!("opening simulator {spec}"))?;
             Box::new(ReasoningSimulator { teacher, samples: settings.samples, seed: settings.seed })
         }
     };

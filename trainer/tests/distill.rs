@@ -254,7 +254,7 @@ fn openai_teacher(base: &str, model: &str, retries: u32, concurrency: usize) -> 
         concurrency,
         ..DistillConfig::default()
     };
-    simforge_trainer::distill::open_teacher(&config.teacher, None, &config.sampling(), &config.endpoint(), &device()).expect("openai teacher")
+    simforge_trainer::distill::open_teacher(&config.teacher, None, &config.sampling(), &config, &device()).expect("openai teacher")
 }
 
 /// The tiny model after a few SFT steps on decisions, so that option letters are among its

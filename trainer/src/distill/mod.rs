@@ -98,37 +98,11 @@ impl DistillConfig {
     pub fn sampling(&self) -> SamplingOptions {
         SamplingOptions { max_new_tokens: self.max_new_tokens, temperature: self.temperature, top_p: self.top_p, ..SamplingOptions::default() }
     }
-
-    /// How `openai` teachers reach their endpoint.
-    pub fn endpoint(&self) -> EndpointSettings {
-        EndpointSettings {
-            concurrency: self.concurrency,
-            retries: self.retries,
-            request_timeout: self.request_timeout,
-            retry_delay: self.retry_delay,
-            api_key_env: self.api_key_env.clone(),
-        }
-    }
 }
 
-/// Concurrency, retries, timeouts and the key's variable of `openai` teachers.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EndpointSettings {
-    pub concurrency: usize,
-    pub retries: u32,
-    pub request_timeout: f64,
-    pub retry_delay: f64,
-    pub api_key_env: String,
-}
-
-impl Default for EndpointSettings {
-    fn default() -> Self {
-        DistillConfig::default().endpoint()
-    }
-}
-
-/// Opens a teacher: `oracle` needs the prepared synthetic dataset it describes.
-pub fn open_teacher(spec: &TeacherSpec, data: Option<&Path>, sampling: &SamplingOptions, endpoint: &EndpointSettings, device: &burn::tensor::Device) -> Result<Box<dyn Teacher>> {
+/// Opens a teacher: `oracle` and `ensemble` need the prepared dataset the scenes come from;
+/// `openai` ones take concurrency, retries, timeouts and the key's variable from `endpoint`.
+pub fn open_teacher(spec: &TeacherSpec, data: Option<&Path>, sampling: &SamplingOptions, endpoint: &DistillConfig, device: &burn::tensor::Device) -> Result<Box<dyn Teacher>> {
     Ok(match spec {
         TeacherSpec::Oracle => {
             let data = data.ok_or_else(|| TrainerError::Invalid("the oracle teacher needs --data: the prepared synthetic dataset the scenes come from".into()))?;
