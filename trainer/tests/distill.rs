@@ -216,7 +216,7 @@ fn proxy_one(mut stream: std::net::TcpStream, fault: Option<Fault>, upstream: &s
         Some(Fault::TooManyRequests) => (429, r#"{"error":{"message":"slow down","type":"rate_limit"}}"#.to_owned(), "Retry-After: 0\r\n"),
         Some(Fault::ServerError) => (500, "internal error".to_owned(), ""),
         Some(Fault::Slow) => {
-            std::thread::sleep(std::time::Duration::from_secs(3));
+            std::thread::sleep(std::time::Duration::from_secs(6));
             (503, "too late".to_owned(), "")
         }
         Some(Fault::Truncated) => {
@@ -249,7 +249,7 @@ fn openai_teacher(base: &str, model: &str, retries: u32, concurrency: usize) -> 
         teacher: TeacherSpec::OpenAi { model: model.into(), base_url: Some(format!("{base}/v1")) },
         max_new_tokens: 8,
         retries,
-        request_timeout: 2.0,
+        request_timeout: 5.0,
         retry_delay: 0.01,
         concurrency,
         ..DistillConfig::default()
@@ -288,7 +288,7 @@ fn openai_teacher_against_simforge_serve_survives_faults_and_a_dead_endpoint() {
     let scenes = &scenes[..4];
 
     // The endpoint's letters are the model's: the same odds between letters as local scoring.
-    let direct = openai_teacher(&server, "tiny", 0, 2).decide(scenes, 2, 9).expect("decisions");
+    let direct = openai_teacher(&server, "tiny", 2, 2).decide(scenes, 2, 9).expect("decisions");
     let local = student(&model);
     for (scene, decisions) in scenes.iter().zip(&direct) {
         for d in decisions {
@@ -305,7 +305,7 @@ fn openai_teacher_against_simforge_serve_survives_faults_and_a_dead_endpoint() {
         }
     }
     // The same seed gives the same decisions; a 4xx (unknown model) is an error, not retried.
-    assert_eq!(openai_teacher(&server, "tiny", 0, 3).decide(scenes, 2, 9).expect("again"), direct);
+    assert_eq!(openai_teacher(&server, "tiny", 2, 3).decide(scenes, 2, 9).expect("again"), direct);
     let wrong = openai_teacher(&server, "gpt-0", 3, 1).decide(scenes, 1, 9).expect_err("unknown model");
     assert!(wrong.to_string().contains("HTTP 404") && wrong.to_string().contains("does not exist"), "{wrong}");
 
@@ -323,14 +323,14 @@ fn openai_teacher_against_simforge_serve_survives_faults_and_a_dead_endpoint() {
     // with an error, keeps the finished batches, and resumes against the live endpoint to the decisions of an uninterrupted run.
     let config = DistillConfig { teacher: TeacherSpec::OpenAi { model: "tiny".into(), base_url: None }, samples: 2, top_k: 8, batch_size: 8, seed: Some(2), ..DistillConfig::default() };
     let whole = dir.path().join("whole-openai");
-    run(&scenes_file, openai_teacher(&server, "tiny", 1, 4).as_mut(), &model, &whole, &config).expect("uninterrupted");
+    run(&scenes_file, openai_teacher(&server, "tiny", 2, 4).as_mut(), &model, &whole, &config).expect("uninterrupted");
     let resumed = dir.path().join("resumed-openai");
     let dying = fault_proxy(server.clone(), vec![], 8 * 2 * 2 + 1);
     let error = run(&scenes_file, openai_teacher(&dying, "tiny", 1, 4).as_mut(), &model, &resumed, &config).expect_err("dead endpoint");
     assert!(error.to_string().contains("after 2 attempts"), "{error}");
     let parts = std::fs::read_dir(resumed.join("decisions.parts")).expect("parts").count();
     assert!((1..3).contains(&parts), "{parts} finished batches");
-    run(&scenes_file, openai_teacher(&server, "tiny", 1, 4).as_mut(), &model, &resumed, &config).expect("resumed");
+    run(&scenes_file, openai_teacher(&server, "tiny", 2, 4).as_mut(), &model, &resumed, &config).expect("resumed");
     let (a, b) = (Table::read(&whole.join("decisions.parquet")).expect("a"), Table::read(&resumed.join("decisions.parquet")).expect("b"));
     assert_eq!(a.strings("text").expect("text"), b.strings("text").expect("text"));
     assert_eq!(a.f32_lists("letters").expect("letters"), b.f32_lists("letters").expect("letters"));

@@ -109,11 +109,11 @@ impl OpenAiTeacher {
             Reply::Ok(r) => r,
             Reply::Malformed(why) => return Ok(Decision::failed(why)),
         };
-        let reading = match read_completion(&response, scene.choices()) {
+        let mut reading = match read_completion(&response, scene.choices()) {
             Ok(r) => r,
             Err(why) => return Ok(Decision::failed(why)),
         };
-        if let Some(letters) = reading.letters.clone() {
+        if let Some(letters) = reading.letters.take() {
             return Ok(decision(reading, letters, seed));
         }
         let mut prefix = request;
@@ -246,11 +246,10 @@ impl Teacher for BatchTeacher {
                         Some(Err(why)) => Decision::failed(why.clone()),
                         Some(Ok(response)) => match read_completion(response, scene.choices()) {
                             Err(why) => Decision::failed(why),
-                            Ok(Reading { letters: None, .. }) => Decision::failed("no log-probabilities at the answer letter".into()),
-                            Ok(reading) => {
-                                let letters = reading.letters.clone().unwrap_or_default();
-                                decision(reading, letters, decision_seed(seed, scene, k))
-                            }
+                            Ok(mut reading) => match reading.letters.take() {
+                                Some(letters) => decision(reading, letters, decision_seed(seed, scene, k)),
+                                None => Decision::failed("no log-probabilities at the answer letter".into()),
+                            },
                         },
                     })
                     .collect()

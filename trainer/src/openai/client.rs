@@ -69,42 +69,33 @@ impl Endpoint {
             if let Some(key) = &self.config.api_key {
                 builder = builder.bearer_auth(key);
             }
-            let failure = match builder.send() {
-                Err(e) => format!("{}", without_url(&e)),
+            // What went wrong, and how long the server asked us to wait (Retry-After).
+            let (failure, retry_after) = match builder.send() {
+                Err(e) => (without_url(&e), None),
                 Ok(response) => {
-                    let status = response.status();
+                    let code = response.status().as_u16();
                     let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()?.trim().parse::<f64>().ok());
-                    let body = response.text();
-                    match (status.as_u16(), body) {
+                    match (code, response.text()) {
                         (200..=299, Ok(body)) => {
                             return Ok(match serde_json::from_str::<ChatResponse>(&body) {
                                 Ok(chat) if !chat.choices.is_empty() => Reply::Ok(chat),
                                 Ok(_) => Reply::Malformed("a completion without choices".into()),
                                 Err(e) => Reply::Malformed(format!("not a chat completion: {e}")),
-                            })
+                            });
                         }
-                        (code @ (408 | 429 | 500..=599), body) => {
-                            if attempt < self.config.retries {
-                                if let Some(seconds) = retry_after {
-                                    let wait = Duration::from_secs_f64(seconds.clamp(0.0, MAX_BACKOFF.as_secs_f64()));
-                                    tracing::warn!("{url}: HTTP {code}; retrying in {:.1} s (Retry-After)", wait.as_secs_f64());
-                                    std::thread::sleep(wait);
-                                    attempt += 1;
-                                    continue;
-                                }
-                            }
-                            format!("HTTP {code}: {}", error_message(&body.unwrap_or_default()))
-                        }
-                        (code, body) => {
-                            return Err(TrainerError::Invalid(format!("{url}: HTTP {code}: {}", error_message(&body.unwrap_or_default()))));
-                        }
+                        (_, Err(e)) => (without_url(&e), None),
+                        (408 | 429 | 500..=599, Ok(body)) => (format!("HTTP {code}: {}", error_message(&body)), retry_after),
+                        (_, Ok(body)) => return Err(TrainerError::Invalid(format!("{url}: HTTP {code}: {}", error_message(&body)))),
                     }
                 }
             };
             if attempt >= self.config.retries {
                 return Err(TrainerError::Invalid(format!("{url}: {failure}, still after {} attempts", attempt + 1)));
             }
-            let wait = self.backoff(attempt, jitter);
+            let wait = match retry_after {
+                Some(seconds) => Duration::from_secs_f64(seconds.clamp(0.0, MAX_BACKOFF.as_secs_f64())),
+                None => self.backoff(attempt, jitter),
+            };
             tracing::warn!("{url}: {failure}; retrying in {:.1} s", wait.as_secs_f64());
             std::thread::sleep(wait);
             attempt += 1;
