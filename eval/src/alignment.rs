@@ -10,9 +10,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use simforge_data::parquet_io::Table;
 use simforge_data::rng::Rng;
-use simforge_trainer::distill::teacher::{option_distributions, read_decision_scenes, DecisionScene, Teacher};
+use simforge_trainer::distill::teacher::{option_distributions, read_decision_scenes, DecisionScene, Teacher, ANSWER_CUE};
 use simforge_trainer::inference::LanguageModel;
-use simforge_trainer::tokenizer::{chat_template, Message, Tokenizer};
+use simforge_trainer::tokenizer::{answer_prompt, Message, Tokenizer};
 
 use crate::error::{EvalError, Result};
 
@@ -176,7 +176,7 @@ impl LmSimulator {
 
     fn prompt_ids(&self, scene: &AlignmentScene) -> Result<Vec<u32>> {
         let messages = [Message { role: "user".into(), content: scene.prompt.clone() }];
-        Ok(self.tokenizer.encode(&(chat_template(&messages, true) + "<think>\n\n</think>\n\nBehavior: ["))?)
+        Ok(self.tokenizer.encode(&(answer_prompt(&messages) + ANSWER_CUE))?)
     }
 }
 

@@ -78,6 +78,11 @@ impl Tokenizer {
         self.inner.token_to_id(token)
     }
 
+    /// The tokens that end an assistant turn (`<|im_end|>`, `<|endoftext|>`) this vocabulary has.
+    pub fn turn_end_ids(&self) -> Vec<u32> {
+        ["<|im_end|>", "<|endoftext|>"].iter().filter_map(|t| self.token_id(t)).collect()
+    }
+
     /// The single-token ids of the option letters A, B, … after `Behavior: [`; an error if a
     /// letter is not one token in this vocabulary.
     pub fn option_letters(&self, count: usize) -> Result<Vec<u32>> {
@@ -93,6 +98,15 @@ impl Tokenizer {
     }
 }
 
+/// Qwen3's empty think block, which its chat template writes before an answer with thinking off.
+pub const EMPTY_THINK: &str = "<think>\n\n</think>\n\n";
+
+/// The text a model's answer to `messages` follows: the conversation, an opened assistant
+/// turn and the empty think block.
+pub fn answer_prompt(messages: &[Message]) -> String {
+    chat_template(messages, true) + EMPTY_THINK
+}
+
 /// Renders messages with Qwen3's chat template: ChatML turns, and an empty
 /// `<think>\n\n</think>\n\n` block before the assistant turn that follows the last user turn
 /// (as Qwen3's template writes a finished, non-reasoning answer). With `generation_prompt`,
@@ -105,7 +119,7 @@ pub fn chat_template(messages: &[Message], generation_prompt: bool) -> String {
         text.push_str(&m.role);
         text.push('\n');
         if m.role == "assistant" && last_user.is_some_and(|u| i > u) && i + 1 == messages.len() {
-            text.push_str("<think>\n\n</think>\n\n");
+            text.push_str(EMPTY_THINK);
         }
         text.push_str(if m.role == "assistant" { m.content.trim_start_matches('\n') } else { &m.content });
         text.push_str("<|im_end|>\n");

@@ -8,7 +8,7 @@ use simforge_data::scenes::letter;
 
 use crate::error::{Result, TrainerError};
 use crate::inference::{LanguageModel, SamplingOptions};
-use crate::tokenizer::{chat_template, Message, Tokenizer};
+use crate::tokenizer::{answer_prompt, Message, Tokenizer};
 
 /// The system prompt of a decision: the EKB consumer-behaviour model, in the first person.
 pub const DECISION_SYSTEM_PROMPT: &str = "You are the user described below, looking at an exposure list. Decide which one item you choose, thinking in the first person, in this format:\nStimulus: 1-3 internal states or external cues that draw you to an item.\nKnowledge: 2-4 things you weigh (product attributes, information sources, your past experience).\nEvaluation: how you weigh them, and your style (logical, intuitive, impulsive or habitual).\nBehavior: [X], the letter of the item you choose.";
@@ -186,7 +186,7 @@ impl LocalTeacher {
     pub fn load(dir: &Path, sampling: SamplingOptions, device: &burn::tensor::Device) -> Result<Self> {
         let tokenizer = Tokenizer::from_file(&dir.join("tokenizer.json"))?;
         let mut sampling = sampling;
-        sampling.eos = ["<|im_end|>", "<|endoftext|>"].iter().filter_map(|t| tokenizer.token_id(t)).collect();
+        sampling.eos = tokenizer.turn_end_ids();
         Ok(Self { label: format!("local:{}", dir.display()), lm: LanguageModel::load(dir, device)?, tokenizer, sampling })
     }
 
@@ -196,7 +196,7 @@ impl LocalTeacher {
             Message { role: "system".into(), content: DECISION_SYSTEM_PROMPT.into() },
             Message { role: "user".into(), content: scene.prompt.clone() },
         ];
-        chat_template(&messages, true) + "<think>\n\n</think>\n\n"
+        answer_prompt(&messages)
     }
 
     /// Letter distributions after each `prompt ⊕ rationale` (the rationale ends in the cue).

@@ -14,7 +14,7 @@ use super::{
 };
 use crate::error::{Result, TrainerError};
 use crate::inference::{LanguageModel, SamplingOptions};
-use crate::tokenizer::{chat_template, Tokenizer};
+use crate::tokenizer::{answer_prompt, chat_template, Tokenizer, EMPTY_THINK};
 
 /// The most alternatives per token a request may ask for (OpenAI's limit).
 const MAX_TOP_LOGPROBS: usize = 20;
@@ -22,8 +22,6 @@ const MAX_SAMPLES: usize = 64;
 /// Completion length when a request names none.
 const DEFAULT_MAX_TOKENS: usize = 512;
 const MAX_BODY_BYTES: u64 = 64 << 20;
-/// Qwen3's non-thinking answer opening, as its chat template writes it with thinking off.
-const EMPTY_THINK: &str = "<think>\n\n</think>\n\n";
 
 /// The model a server answers with.
 pub struct ServedModel {
@@ -37,7 +35,7 @@ pub struct ServedModel {
 impl ServedModel {
     pub fn load(dir: &Path, name: Option<String>, device: &burn::tensor::Device) -> Result<Self> {
         let tokenizer = Tokenizer::from_file(&dir.join("tokenizer.json"))?;
-        let eos = ["<|im_end|>", "<|endoftext|>"].iter().filter_map(|t| tokenizer.token_id(t)).collect();
+        let eos = tokenizer.turn_end_ids();
         let name = name.unwrap_or_else(|| dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned()));
         Ok(Self { name, lm: LanguageModel::load(dir, device)?, tokenizer, eos })
     }
@@ -47,7 +45,7 @@ impl ServedModel {
     fn prompt(request: &ChatRequest) -> String {
         match request.messages.split_last() {
             Some((last, earlier)) if request.continue_final_message && last.role == "assistant" => {
-                chat_template(earlier, true) + EMPTY_THINK + last.content.trim_start_matches('\n')
+                answer_prompt(earlier) + last.content.trim_start_matches('\n')
             }
             _ => chat_template(&request.messages, request.add_generation_prompt.unwrap_or(true)) + EMPTY_THINK,
         }

@@ -9,7 +9,7 @@ use simforge_data::rng::Rng;
 use simforge_data::scenes::letter;
 
 use crate::error::{Result, TrainerError};
-use crate::tokenizer::{chat_template, Message, Tokenizer};
+use crate::tokenizer::{answer_prompt, chat_template, Message, Tokenizer};
 use crate::train::config::{Objective, TrainConfig};
 
 /// One training sequence; `targets[i]` says whether token `i` is predicted (from `i - 1`).
@@ -151,7 +151,7 @@ pub fn chat_example(messages: &[Message], tokenizer: &Tokenizer) -> Result<Examp
     let full = tokenizer.encode(&chat_template(messages, false))?;
     // The prefix is everything up to the assistant's content: the template with a generation
     // prompt, plus Qwen3's empty think block.
-    let prefix_text = chat_template(&messages[..messages.len() - 1], true) + "<think>\n\n</think>\n\n";
+    let prefix_text = answer_prompt(&messages[..messages.len() - 1]);
     let prefix = tokenizer.encode(&prefix_text)?;
     if !full.starts_with(&prefix) {
         return Err(TrainerError::Invalid("the chat prompt does not tokenize to a prefix of the conversation".into()));
