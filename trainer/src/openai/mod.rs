@@ -184,8 +184,8 @@ pub fn letter_distribution(top: &[TopLogprob], choices: usize) -> Option<Vec<f32
     Some(p.into_iter().map(|x| (x / total) as f32).collect())
 }
 
-/// Where in generated `tokens` the answer letter sits: the first token after the text ends in
-/// `cue`, with the offset of that token's text in the whole content.
+/// Where in generated `tokens` the answer letter sits: the index of the first token after the
+/// text so far ends in `cue` (none when the cue ends inside a token).
 pub fn position_after(tokens: &[TokenLogprob], cue: &str) -> Option<usize> {
     let mut text = String::new();
     for (i, t) in tokens.iter().enumerate() {
