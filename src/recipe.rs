@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
+use simforge_eval::dgdpo::DgdpoConfig;
 use simforge_trainer::distill::DistillConfig;
+
+use crate::cli::eval::DiagnosisSettings;
 use simforge_trainer::init::ModelConfig;
 use simforge_trainer::sasrec::train::SasRecTrainConfig;
 use simforge_trainer::train::config::TrainConfig;
@@ -58,6 +61,15 @@ pub struct Recipe {
     pub dpo: Option<TrainConfig>,
     /// Alignment accuracy of the run's simulators on the evaluation scenes.
     pub alignment: Option<AlignmentStage>,
+    /// The diagnostic model's defect fine-tuning on the defects' chat records, from the run's
+    /// DAPT model (its stage 1; without `[dapt]`, from `[model]` directly).
+    pub diagnostic: Option<TrainConfig>,
+    /// Diagnostic accuracy on the defects' held-out users: the diagnostic model, the model it
+    /// started from (zero-shot) and the rule-based diagnoser.
+    pub diagnosis: Option<DiagnosisSettings>,
+    /// The DGDPO loop and its precision metrics; the diagnoser defaults to the run's
+    /// diagnostic model.
+    pub dgdpo: Option<DgdpoConfig>,
 }
 
 /// `[alignment]`: every simulator the run made (the student, the distilled student, and the
@@ -147,16 +159,26 @@ impl Recipe {
                 bail!("recipe {}: [alignment] needs [scenes]", recipe_path.display());
             }
         }
+        if self.diagnosis.is_some() && (self.diagnostic.is_none() || self.defects.is_none()) {
+            bail!("recipe {}: [diagnosis] needs [defects] and a [diagnostic] model", recipe_path.display());
+        }
+        if let Some(d) = self.dgdpo.as_mut() {
+            d.seed.get_or_insert(seed);
+            if self.profiles.is_none() {
+                bail!("recipe {}: [dgdpo] needs [split] and [profiles]", recipe_path.display());
+            }
+        }
         for (name, stage, needs) in [
             ("dapt", &mut self.dapt, self.corpus.is_some()),
             ("sft", &mut self.sft, self.scenes.is_some()),
             ("distill_sft", &mut self.distill_sft, self.distill.is_some()),
             ("dpo", &mut self.dpo, self.distill.is_some()),
+            ("diagnostic", &mut self.diagnostic, self.defects.is_some()),
         ] {
             if let Some(t) = stage.as_mut() {
                 t.seed.get_or_insert(seed);
                 if self.model.is_none() || !needs {
-                    bail!("recipe {}: [{name}] needs a [model] section and its data ([corpus] for dapt, [scenes] for sft, [distill] for distill_sft and dpo)", recipe_path.display());
+                    bail!("recipe {}: [{name}] needs a [model] section and its data ([corpus] for dapt, [scenes] for sft, [distill] for distill_sft and dpo, [defects] for diagnostic)", recipe_path.display());
                 }
                 if let Some(problem) = t.problem() {
                     bail!("recipe {}: [{name}]: {problem}", recipe_path.display());

@@ -234,6 +234,33 @@ fn quickstart_runs_resumes_and_is_deterministic() {
     }
     assert!(alignment["oracle"]["overall"]["argmax_accuracy"].as_f64().expect("oracle") > 0.35, "{alignment}");
     check_defects(&run.join("defects/defects.parquet"), 200);
+    // DGDPO: the diagnostic model, its accuracy against zero-shot and rules, and the loop.
+    assert!(run.join("diagnostic/model/model.safetensors").is_file() && run.join("diagnostic/diagnostic.parquet").is_file());
+    let diagnosis: Value = serde_json::from_str(&std::fs::read_to_string(run.join("diagnosis/report.json")).expect("diagnosis")).expect("json");
+    for report in [&diagnosis, &diagnosis["baselines"]["zero_shot"], &diagnosis["baselines"]["rule"]] {
+        let samples = report["samples"].as_u64().unwrap_or_else(|| panic!("samples in {report}"));
+        assert!(samples > 50 && report["accuracy"].as_f64().is_some_and(|a| (0.0..=1.0).contains(&a)), "{report}");
+        for class in ["inaccurate", "incomplete", "both"] {
+            for key in ["precision", "recall", "f1"] {
+                assert!(report["per_class"][class][key].as_f64().is_some_and(|v| (0.0..=1.0).contains(&v)), "{class} {key}: {report}");
+            }
+        }
+        let confusion: u64 = report["confusion"].as_array().expect("3 rows").iter().flat_map(|r| r.as_array().expect("3 columns")).map(|v| v.as_u64().expect("count")).sum();
+        assert_eq!(confusion, samples, "{report}");
+    }
+    let dgdpo: Value = serde_json::from_str(&std::fs::read_to_string(run.join("dgdpo/report.json")).expect("dgdpo")).expect("json");
+    assert_eq!(dgdpo["users"], 200);
+    assert!(dgdpo["diagnoser"].as_str().is_some_and(|d| d.ends_with("diagnostic/model")), "the run's diagnostic model diagnoses: {}", dgdpo["diagnoser"]);
+    for method in ["dgdpo", "static", "refine_without_diagnosis", "raw_history"] {
+        for m in ["m1", "m3", "m9"] {
+            for key in ["precision", "recall", "f1", "accuracy"] {
+                assert!(dgdpo["methods"][method][m][key].as_f64().is_some_and(|v| (0.0..=1.0).contains(&v)), "{method} {m} {key}");
+            }
+        }
+    }
+    for file in ["profile_history.parquet", "report.md", "precision.svg", "correctness.svg"] {
+        assert!(run.join("dgdpo").join(file).is_file(), "dgdpo/{file}");
+    }
     let before = tree_digest(&run);
 
     // A second run finds every stage complete.
@@ -389,6 +416,10 @@ fn help_lists_commands_with_examples() {
     let text = String::from_utf8_lossy(&out.stdout);
     for word in ["run", "prep", "scenes", "split", "profiles", "defects", "corpus", "data", "Examples:"] {
         assert!(text.contains(word), "--help lacks {word}:\n{text}");
+    }
+    for command in [&["eval", "dgdpo", "--help"][..], &["eval", "diagnosis", "--help"], &["train", "diagnostic", "--help"]] {
+        let help = String::from_utf8_lossy(&simforge(command).stdout).into_owned();
+        assert!(help.contains("Examples:"), "{command:?}: {help}");
     }
     let prep_help = String::from_utf8_lossy(&simforge(&["prep", "--help"]).stdout).into_owned();
     assert!(prep_help.contains("--skip-invalid") && prep_help.contains("Examples:"), "{prep_help}");

@@ -9,6 +9,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::chooser::RuleChooser;
+use crate::diagnosis::DiscrepancyCase;
 use crate::error::{DataError, Result};
 use crate::fsutil::write_json;
 use crate::parquet_io as pq;
@@ -42,6 +43,19 @@ impl DefectKind {
             DefectKind::Incomplete => "incomplete",
             DefectKind::Both => "both",
         }
+    }
+
+    /// The label as a diagnosis writes it.
+    pub fn title(self) -> &'static str {
+        match self {
+            DefectKind::Inaccurate => "Inaccurate",
+            DefectKind::Incomplete => "Incomplete",
+            DefectKind::Both => "Both",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
     }
 }
 
@@ -210,26 +224,28 @@ pub fn defects(data_dir: &Path, profiles_dir: &Path, out: &Path, config: &Defect
                         .enumerate()
                         .map(|(i, &c)| format!("[{}] {}", letter(i), render_item(&dataset.items[c as usize])))
                         .collect();
-                    let profile = bad.render();
-                    let case = format!(
-                        "# User Profile\n{profile}\n\n## Recent History\n{}\n\n# Candidates\n{}\n\nSimulated choice: [{}]\nReal choice: [{}]",
-                        if history_text.is_empty() { "(none)" } else { &history_text },
-                        candidates.join("\n"),
-                        letter(simulated),
-                        letter(real)
-                    );
+                    let discrepancy = DiscrepancyCase {
+                        profile: bad.render(),
+                        history: history_text,
+                        history_items: recent.iter().map(|x| x.item_id).collect(),
+                        candidate_items,
+                        candidates,
+                        simulated,
+                        real,
+                    };
+                    let case = discrepancy.render();
                     out.push(DefectSample {
                         user_id: u,
                         split,
                         label: kind,
-                        profile,
+                        profile: discrepancy.profile,
                         good_profile: good.render(),
                         edit,
-                        candidate_items,
-                        candidates,
+                        candidate_items: discrepancy.candidate_items,
+                        candidates: discrepancy.candidates,
                         simulated_choice: simulated as u32,
                         real_choice: real as u32,
-                        history: history_text,
+                        history: discrepancy.history,
                         case,
                     });
                 }

@@ -4,6 +4,7 @@
 pub mod chooser;
 pub mod corpus;
 pub mod defects;
+pub mod diagnosis;
 pub mod error;
 pub mod fetch;
 pub mod fsutil;

@@ -1,8 +1,14 @@
-//! simforge-eval: measurements of simulators and recommenders. So far: alignment accuracy
-//! (how often a simulator makes the user's real choice). Diagnosis, DGDPO, co-evolution and
-//! fidelity come with their issues.
+//! simforge-eval: measurements of simulators and recommenders: alignment accuracy, the
+//! diagnostic model's accuracy, and the DGDPO profile-optimisation loop with its simulators,
+//! diagnosers and treatments. Co-evolution and fidelity come with their issues.
 
 pub mod alignment;
+pub mod dgdpo;
+pub mod diagnosis;
 pub mod error;
+pub mod llm;
+pub mod plot;
+pub mod simulator;
+pub mod treatment;
 
 pub use error::{EvalError, Result};

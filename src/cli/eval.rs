@@ -5,6 +5,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
+use simforge_data::defects::DefectKind;
+use simforge_data::diagnosis::DiscrepancyCase;
+use simforge_data::tables::Dataset;
+use simforge_eval::dgdpo::{run_dgdpo, DgdpoConfig, DgdpoReport, Parts};
+use simforge_eval::diagnosis::{diagnose_all, diagnosis_scores, open_diagnoser, read_defect_cases, DiagnosisScores};
+use simforge_eval::llm::AgentSpec;
+use simforge_eval::simulator::open_simulator;
+use simforge_eval::treatment::open_treatment;
 use simforge_eval::alignment::{alignment_report, read_scenes, score_scenes, AlignmentReport, AlignmentScene, LmSimulator, OptionScorer, ReasoningSimulator};
 use simforge_trainer::distill::{open_teacher, DistillConfig};
 use simforge_trainer::distill::teacher::TeacherSpec;
@@ -25,6 +33,67 @@ pub enum EvalCommand {
     /// by target position, with the calibration error).
     #[command(after_help = "Examples:\n  simforge eval alignment --scenes checkpoints/quickstart/scenes/scenes.parquet --simulator checkpoints/quickstart/sft/model --out reports/student\n  simforge eval alignment --scenes scenes.parquet --split all --simulator runs/sft/model --samples 5 --max-scenes 1000\n  simforge eval alignment --scenes checkpoints/quickstart/scenes/scenes.parquet --simulator oracle --data checkpoints/quickstart/prep\n  simforge eval alignment --scenes scenes.parquet --simulator runs/distilled/model --mode reasoning --samples 5")]
     Alignment(EvalAlignmentArgs),
+    /// Diagnostic accuracy on the held-out users of a defects.parquet: accuracy, per-class
+    /// precision/recall/F1 and the confusion matrix, against the untrained base model
+    /// (zero-shot, --base) and the rule-based diagnoser (--data).
+    #[command(after_help = "Examples:\n  simforge eval diagnosis --defects checkpoints/quickstart/defects/defects.parquet --model checkpoints/quickstart/diagnostic/model --base checkpoints/quickstart/dapt/model --data checkpoints/quickstart/prep --out reports/diagnosis\n  simforge eval diagnosis --defects defects.parquet --model openai:Qwen/Qwen3-8B@http://127.0.0.1:8000/v1 --data data/ml-100k\n  simforge eval diagnosis --defects defects.parquet --model rule --data data/ml-100k")]
+    Diagnosis(EvalDiagnosisArgs),
+    /// DGDPO: optimise every user's profile along D_opt (simulate, diagnose discrepancies,
+    /// treat, re-check), then measure precision/recall/F1/accuracy on the held-out items (m =
+    /// 1, 3, 9 negatives per item) against the static profile, refinement without diagnosis
+    /// and the raw history; profile_history.parquet keeps every profile version.
+    #[command(after_help = "Examples:\n  simforge eval dgdpo --data checkpoints/quickstart/prep --split checkpoints/quickstart/split --profiles checkpoints/quickstart/profiles --diagnoser checkpoints/quickstart/diagnostic/model --out reports/dgdpo\n  simforge eval dgdpo --data data/ml-100k --split data/ml-100k-split --profiles data/ml-100k-profiles --simulator rule --diagnoser rule --treatment rule --max-users 200 --out reports/dgdpo-rule\n  simforge eval dgdpo --data data/ml-1m --split s --profiles p --simulator openai:Qwen/Qwen3-8B@http://127.0.0.1:8000/v1 --diagnoser runs/diagnostic/model --treatment openai:Qwen/Qwen3-32B@http://127.0.0.1:8001/v1 --device wgpu --out reports/dgdpo-ml1m")]
+    Dgdpo(EvalDgdpoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EvalDiagnosisArgs {
+    /// defects.parquet (`simforge defects`).
+    #[arg(long)]
+    pub defects: PathBuf,
+    /// The diagnoser under test: a model folder, `local:DIR`, `openai:MODEL[@URL]` or `rule`.
+    #[arg(long)]
+    pub model: AgentSpec,
+    /// The zero-shot baseline: the same base model without diagnostic training.
+    #[arg(long)]
+    pub base: Option<AgentSpec>,
+    /// The prepared dataset of the defects (the rule-based baseline reads its items).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Which rows: eval (the held-out users, default) or train.
+    #[arg(long, default_value = "eval")]
+    pub split: String,
+    /// Evaluate at most this many cases (the first ones).
+    #[arg(long)]
+    pub max_samples: Option<usize>,
+    #[arg(long, default_value_t = 16)]
+    pub batch_size: usize,
+    /// `openai` models: requests in flight at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalDgdpoArgs {
+    /// The prepared dataset (`simforge prep`).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Its split folder (`simforge split`).
+    #[arg(long)]
+    pub split: PathBuf,
+    /// Its profiles folder (`simforge profiles`): the initial profiles from D_ini.
+    #[arg(long)]
+    pub profiles: PathBuf,
+    #[command(flatten)]
+    pub config: DgdpoConfig,
+    /// Folder for report.json, report.md, profile_history.parquet and the plots.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// cpu, wgpu or cuda[:N].
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }
 
 /// What every evaluation takes.
@@ -119,7 +188,88 @@ pub fn eval(command: EvalCommand) -> anyhow::Result<()> {
     match command {
         EvalCommand::Sasrec(args) => eval_sasrec(args),
         EvalCommand::Alignment(args) => eval_alignment(args),
+        EvalCommand::Diagnosis(args) => {
+            let settings = DiagnosisSettings { split: args.split.clone(), max_samples: args.max_samples, batch_size: args.batch_size, concurrency: args.concurrency };
+            let (report, markdown) = diagnosis(&args.defects, &args.model, args.base.as_ref(), args.data.as_deref(), &settings, &args.common.device)?;
+            args.common.write(&report, &markdown)
+        }
+        EvalCommand::Dgdpo(args) => {
+            let report = dgdpo(&args.data, &args.split, &args.profiles, &args.config, &AgentSpec::Rule, &args.out, &args.device)?;
+            super::print_json(&report)
+        }
     }
+}
+
+/// Which cases a diagnosis evaluation reads and how it batches them.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiagnosisSettings {
+    pub split: String,
+    pub max_samples: Option<usize>,
+    pub batch_size: usize,
+    pub concurrency: usize,
+}
+
+impl Default for DiagnosisSettings {
+    fn default() -> Self {
+        Self { split: "eval".into(), max_samples: None, batch_size: 16, concurrency: 8 }
+    }
+}
+
+/// The diagnosis report of `model` on the cases of `defects`, with the zero-shot `base` and
+/// (given the dataset) the rule-based baseline under `baselines`; and its Markdown.
+pub fn diagnosis(defects: &Path, model: &AgentSpec, base: Option<&AgentSpec>, data: Option<&Path>, settings: &DiagnosisSettings, device: &str) -> anyhow::Result<(serde_json::Value, String)> {
+    let device = device::parse(device)?;
+    let mut labelled = read_defect_cases(defects, &settings.split)?;
+    labelled.truncate(settings.max_samples.unwrap_or(usize::MAX));
+    if labelled.is_empty() {
+        bail!("{} has no cases in split {:?}", defects.display(), settings.split);
+    }
+    let (cases, truth): (Vec<DiscrepancyCase>, Vec<DefectKind>) = labelled.into_iter().unzip();
+    let dataset = data.map(Dataset::load).transpose()?;
+    let items = dataset.as_ref().map_or(&[][..], |d| d.items.as_slice());
+    if *model == AgentSpec::Rule && dataset.is_none() {
+        bail!("the rule diagnoser needs --data: the prepared dataset the defects come from");
+    }
+    if let Some(max) = cases.iter().flat_map(|c| &c.candidate_items).max().filter(|&&m| dataset.is_some() && m as usize >= items.len()) {
+        bail!("{} names item {max} but {} has {} items; give the dataset the defects were made from", defects.display(), data.unwrap_or(Path::new("")).display(), items.len());
+    }
+    let score = |spec: &AgentSpec| -> anyhow::Result<DiagnosisScores> {
+        let mut diagnoser = open_diagnoser(spec, items, settings.concurrency, &device).with_context(|| format!("opening diagnoser {spec}"))?;
+        let probs = diagnose_all(diagnoser.as_mut(), &cases, settings.batch_size)?;
+        Ok(diagnosis_scores(&spec.to_string(), &truth, &probs))
+    };
+    let main = score(model)?;
+    let mut md = format!("# Diagnostic accuracy\n\n{} held-out cases of `{}` (split {}).\n\n| diagnoser | spec | cases | accuracy | F1 inaccurate | F1 incomplete | F1 both |\n|---|---|---|---|---|---|---|\n", main.samples, defects.display(), settings.split);
+    md.push_str(&main.markdown_row("under test"));
+    let mut baselines = serde_json::Map::new();
+    for (name, spec) in [("zero_shot", base.cloned()), ("rule", dataset.is_some().then_some(AgentSpec::Rule))] {
+        if let Some(spec) = spec.filter(|s| s != model) {
+            let scores = score(&spec)?;
+            md.push_str(&scores.markdown_row(name));
+            baselines.insert(name.into(), serde_json::to_value(&scores)?);
+        }
+    }
+    md.push_str(&format!("\nPublished: 92.20 % for the specialised Qwen3-0.6B, 62.78 % for untrained general LLMs.\n\n## Confusion of the diagnoser under test\n\n{}", main.confusion_markdown()));
+    let mut report = serde_json::to_value(&main)?;
+    report["baselines"] = baselines.into();
+    report["defects"] = defects.display().to_string().into();
+    Ok((report, md))
+}
+
+/// Runs the DGDPO evaluation into `out`; unset parts of `config` fall back to `rule`, the
+/// diagnoser to `default_diagnoser`.
+pub fn dgdpo(data: &Path, split: &Path, profiles: &Path, config: &DgdpoConfig, default_diagnoser: &AgentSpec, out: &Path, device: &str) -> anyhow::Result<DgdpoReport> {
+    let device = device::parse(device)?;
+    let dataset = Dataset::load(data)?;
+    let items = dataset.items.as_slice();
+    let spec = |s: &Option<AgentSpec>| s.clone().unwrap_or(AgentSpec::Rule);
+    let mut simulator = open_simulator(&spec(&config.simulator), items, config.concurrency, &device).context("opening the simulator")?;
+    let diagnoser_spec = config.diagnoser.clone().unwrap_or_else(|| default_diagnoser.clone());
+    let mut diagnoser = open_diagnoser(&diagnoser_spec, items, config.concurrency, &device).context("opening the diagnoser")?;
+    let mut treatment = open_treatment(&spec(&config.treatment), items, config.max_new_tokens, config.concurrency, &device).context("opening the treatment")?;
+    let mut parts = Parts { simulator: simulator.as_mut(), diagnoser: diagnoser.as_mut(), treatment: treatment.as_mut() };
+    Ok(run_dgdpo(data, &dataset, split, profiles, &mut parts, config, out)?)
 }
 
 fn eval_alignment(args: EvalAlignmentArgs) -> anyhow::Result<()> {

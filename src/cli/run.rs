@@ -16,6 +16,8 @@ use crate::recipe::{AlignmentStage, Recipe};
 use super::eval::{alignment, AlignmentMode, AlignmentSettings};
 use simforge_eval::alignment::read_scenes;
 use simforge_trainer::distill::teacher::TeacherSpec;
+use simforge_data::diagnosis::write_diagnostic_records;
+use simforge_eval::llm::AgentSpec;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  simforge run recipes/quickstart.toml\n  simforge run recipes/quickstart.toml --out /tmp/runs")]
@@ -94,6 +96,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         record("sasrec", outcome);
     }
     let mut student = None;
+    // Where the diagnostic model starts: the run's DAPT model, else its base.
+    let mut adapted = None;
     if let Some(config) = &r.model {
         let model = if config.is_tiny() {
             let corpus_dir = stage("corpus");
@@ -112,6 +116,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             ("dapt", Objective::Dapt, &r.dapt, stage("corpus").join(corpus::CORPUS_FILE)),
             ("sft", Objective::Sft, &r.sft, stage("scenes").join(scenes::SCENES_FILE)),
         ];
+        adapted = Some(if r.dapt.is_some() { stage("dapt").join(FINAL_MODEL) } else { model.clone() });
         student = Some(training_chain(dir, model, &trainings, &r.run.device, &mut record)?);
     }
 
@@ -169,6 +174,40 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             alignment_stage(&scenes_file, &data, &simulators, out, config, &r.run.device).map_err(|e| DataError::config("alignment", format!("{e:#}")))
         })?;
         record("alignment", outcome);
+    }
+    // The diagnostic model (DGDPO): defect fine-tuning from the adapted model.
+    let defects_file = stage("defects").join(defects::DEFECTS_FILE);
+    let mut diagnostic = None;
+    if let (Some(config), Some(init)) = (&r.diagnostic, &adapted) {
+        let outcome = run_resumable_stage(&stage("diagnostic"), "diagnostic", config, &[init.clone(), defects_file.clone()], VERSION, |out| {
+            let records = out.join("diagnostic.parquet");
+            write_diagnostic_records(&defects_file, &records)?;
+            training_stage(Objective::Sft, init, &records, out, config, &r.run.device).map_err(|e| DataError::config("diagnostic", format!("{e:#}")))
+        })?;
+        record("diagnostic", outcome);
+        diagnostic = Some(stage("diagnostic").join(FINAL_MODEL));
+    }
+    if let (Some(settings), Some(model), Some(init)) = (&r.diagnosis, &diagnostic, &adapted) {
+        let (model_spec, base_spec) = (AgentSpec::Local(model.clone()), AgentSpec::Local(init.clone()));
+        let outcome = run_stage(&stage("diagnosis"), "diagnosis", settings, &inputs(&[&defects_file, &data, model, init]), VERSION, |out| {
+            let (report, markdown) = super::eval::diagnosis(&defects_file, &model_spec, Some(&base_spec), Some(&data), settings, &r.run.device)
+                .map_err(|e| DataError::config("diagnosis", format!("{e:#}")))?;
+            simforge_data::fsutil::write_json(&out.join("report.json"), &report)?;
+            simforge_data::fsutil::write_text(&out.join("report.md"), &markdown)
+        })?;
+        record("diagnosis", outcome);
+    }
+    if let Some(config) = &r.dgdpo {
+        let (split_dir, profiles_dir) = (stage("split"), stage("profiles"));
+        let default_diagnoser = diagnostic.clone().map_or(AgentSpec::Rule, AgentSpec::Local);
+        let mut needed = inputs(&[&data, &split_dir, &profiles_dir]);
+        needed.extend(diagnostic.iter().cloned());
+        let outcome = run_stage(&stage("dgdpo"), "dgdpo", config, &needed, VERSION, |out| {
+            super::eval::dgdpo(&data, &split_dir, &profiles_dir, config, &default_diagnoser, out, &r.run.device)
+                .map(drop)
+                .map_err(|e| DataError::config("dgdpo", format!("{e:#}")))
+        })?;
+        record("dgdpo", outcome);
     }
     super::print_json(&serde_json::json!({ "run": plan.name, "dir": dir, "stages": summary }))
 }

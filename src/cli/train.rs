@@ -11,7 +11,8 @@ use simforge_trainer::sasrec::evaluate::Protocol;
 use simforge_trainer::sasrec::train::{train_sasrec, Progress as SasRecProgress, SasRecJob, SasRecLoss, SasRecSummary, SasRecTrainConfig};
 use simforge_trainer::init::{init_tiny, ModelConfig};
 use simforge_trainer::train::config::{LoraConfig, Objective, TrainConfig};
-use simforge_trainer::train::{train, StepMetrics, TrainJob, TrainSummary};
+use simforge_trainer::train::{train, StepMetrics, TrainJob, TrainSummary, FINAL_MODEL};
+use simforge_data::diagnosis::write_diagnostic_records;
 
 #[derive(Debug, Subcommand)]
 pub enum TrainCommand {
@@ -30,6 +31,98 @@ pub enum TrainCommand {
     /// writes the best validation epoch to OUT/model with its test metrics.
     #[command(after_help = "Examples:\n  simforge prep --format sasrec --input ../shared/datasets/amazon-games-sasrec/Video.txt --out data/games\n  simforge train sasrec --data data/games --out runs/sasrec-games                     # Amazon settings: max length 50, dropout 0.5\n  simforge train sasrec --data data/ml-1m --out runs/sasrec-ml1m --max-len 200 --dropout 0.2\n  simforge train sasrec --data data/games --out runs/sasrec-games --recipe recipes/games-sasrec.toml --epochs 50\n  simforge train sasrec --data data/games --out runs/sasrec-games --resume")]
     Sasrec(SasrecArgs),
+    /// The diagnostic model (DGDPO): stage 1, domain-adaptive pre-training on the simulated
+    /// interaction corpus; stage 2, defect fine-tuning on defects.parquet, the label written as
+    /// `Diagnosis: [A] Inaccurate` after a fixed prompt. The final model is OUT/model.
+    #[command(after_help = "Examples:\n  simforge train diagnostic --corpus checkpoints/quickstart/corpus/corpus.parquet --defects checkpoints/quickstart/defects/defects.parquet --base tiny --out runs/diagnostic\n  simforge train diagnostic --corpus corpus.parquet --defects defects.parquet --base Qwen/Qwen3-0.6B --out runs/diagnostic --dapt-steps 500 --sft-epochs 3 --lr 2e-5 --device wgpu\n  simforge train diagnostic --corpus corpus.parquet --defects defects.parquet --base runs/dapt/model --skip-dapt --out runs/diagnostic --resume")]
+    Diagnostic(DiagnosticArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DiagnosticArgs {
+    /// Parquet with a `text` column (`simforge corpus`): DAPT data, and a tiny model's tokenizer.
+    #[arg(long)]
+    pub corpus: PathBuf,
+    /// defects.parquet (`simforge defects`): the labelled discrepancy cases.
+    #[arg(long)]
+    pub defects: PathBuf,
+    /// `tiny` (trained from scratch), a model folder or a hub id.
+    #[arg(long, default_value = "tiny")]
+    pub base: String,
+    /// Output folder: base/ (a tiny model), dapt/, diagnostic.parquet, checkpoints, model/.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Stage 1's optimizer steps.
+    #[arg(long, default_value_t = 200)]
+    pub dapt_steps: usize,
+    /// Stage 2's passes over the defect samples.
+    #[arg(long, default_value_t = 2)]
+    pub sft_epochs: usize,
+    /// Stop stage 2 after this many steps.
+    #[arg(long)]
+    pub sft_steps: Option<usize>,
+    /// Skip stage 1 (the base is already adapted, or the ablation).
+    #[arg(long)]
+    pub skip_dapt: bool,
+    /// Skip stage 2 (a DAPT-only model).
+    #[arg(long)]
+    pub skip_sft: bool,
+    /// Peak learning rate of both stages (default: 1e-3 for tiny, 2e-5 otherwise).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// Vocabulary of a tiny model's tokenizer.
+    #[arg(long, default_value_t = 2048)]
+    pub vocab_size: usize,
+    /// Train low-rank adapters instead of every weight.
+    #[arg(long)]
+    pub lora: bool,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Continue where an interrupted run stopped.
+    #[arg(long)]
+    pub resume: bool,
+    /// cpu, wgpu or cuda[:N].
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+/// Both stages of the diagnostic model; returns the final model folder.
+fn train_diagnostic(args: &DiagnosticArgs) -> anyhow::Result<serde_json::Value> {
+    let tiny = args.base == "tiny";
+    let mut model = if tiny {
+        let dir = args.out.join("base");
+        if !(args.resume && dir.join("config.json").is_file()) {
+            let config = ModelConfig { base: "tiny".into(), vocab_size: args.vocab_size, seed: Some(args.seed) };
+            init_tiny(&args.corpus, &dir, &config, &device::parse("cpu")?)?;
+        }
+        dir
+    } else {
+        super::model_dir(Path::new(&args.base))?
+    };
+    let lr = args.lr.unwrap_or(if tiny { 1e-3 } else { 2e-5 });
+    let lora = args.lora.then(LoraConfig::default);
+    let mut stages = serde_json::Map::new();
+    if !args.skip_dapt {
+        let config = TrainConfig { max_steps: Some(args.dapt_steps), epochs: 1000, seq_len: 256, batch_size: args.batch_size, lr, seed: Some(args.seed), lora: lora.clone(), ..TrainConfig::default() };
+        let out = args.out.join("dapt");
+        if !(args.resume && out.join(FINAL_MODEL).join("config.json").is_file()) {
+            let summary = run_training(Objective::Dapt, &model, &args.corpus, &out, &config, &args.device, args.resume)?;
+            stages.insert("dapt".into(), serde_json::to_value(summary)?);
+        }
+        model = out.join(FINAL_MODEL);
+    }
+    if !args.skip_sft {
+        let records = args.out.join("diagnostic.parquet");
+        let count = write_diagnostic_records(&args.defects, &records)?;
+        tracing::info!("{count} diagnostic records from {}", args.defects.display());
+        let config = TrainConfig { epochs: args.sft_epochs, max_steps: args.sft_steps, seq_len: 1024, batch_size: args.batch_size, lr, seed: Some(args.seed), lora, ..TrainConfig::default() };
+        let summary = run_training(Objective::Sft, &model, &records, &args.out, &config, &args.device, args.resume)?;
+        stages.insert("sft".into(), serde_json::to_value(summary)?);
+        model = args.out.join(FINAL_MODEL);
+    }
+    Ok(serde_json::json!({ "model": model, "stages": stages }))
 }
 
 #[derive(Debug, Args)]
@@ -207,6 +300,7 @@ pub fn train_command(command: TrainCommand) -> anyhow::Result<()> {
             let summary = run_sasrec(&a.data, &a.out, &a.config()?, &a.device, a.resume)?;
             return super::print_json(&summary);
         }
+        TrainCommand::Diagnostic(a) => return super::print_json(&train_diagnostic(&a)?),
     };
     let mut config = args.config.clone();
     if args.lora {

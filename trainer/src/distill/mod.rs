@@ -115,19 +115,24 @@ pub fn open_teacher(spec: &TeacherSpec, data: Option<&Path>, sampling: &Sampling
         }
         TeacherSpec::Batch(file) => Box::new(remote::BatchTeacher::load(file)?),
         TeacherSpec::OpenAi { model, base_url } => {
-            let base_url = base_url.clone().or_else(|| std::env::var("OPENAI_BASE_URL").ok()).unwrap_or_else(|| "https://api.openai.com/v1".into());
-            let seconds = |s: f64, what: &str| {
-                std::time::Duration::try_from_secs_f64(s).map_err(|_| TrainerError::Invalid(format!("{what} must be a non-negative number of seconds, not {s}")))
-            };
-            let config = EndpointConfig {
-                base_url,
-                api_key: std::env::var(&endpoint.api_key_env).ok().filter(|k| !k.is_empty()),
-                timeout: seconds(endpoint.request_timeout, "request_timeout")?,
-                retries: endpoint.retries,
-                retry_delay: seconds(endpoint.retry_delay, "retry_delay")?,
-            };
-            Box::new(remote::OpenAiTeacher::new(model.clone(), Endpoint::new(config)?, sampling.clone(), endpoint.concurrency))
+            Box::new(remote::OpenAiTeacher::new(model.clone(), open_endpoint(base_url.as_deref(), endpoint)?, sampling.clone(), endpoint.concurrency))
         }
+    })
+}
+
+/// An OpenAI-compatible endpoint at `base_url` (else `$OPENAI_BASE_URL`, else OpenAI's) with
+/// the timeouts, retries and key variable of `settings`.
+pub fn open_endpoint(base_url: Option<&str>, settings: &DistillConfig) -> Result<Endpoint> {
+    let base_url = base_url.map(str::to_owned).or_else(|| std::env::var("OPENAI_BASE_URL").ok()).unwrap_or_else(|| "https://api.openai.com/v1".into());
+    let seconds = |s: f64, what: &str| {
+        std::time::Duration::try_from_secs_f64(s).map_err(|_| TrainerError::Invalid(format!("{what} must be a non-negative number of seconds, not {s}")))
+    };
+    Endpoint::new(EndpointConfig {
+        base_url,
+        api_key: std::env::var(&settings.api_key_env).ok().filter(|k| !k.is_empty()),
+        timeout: seconds(settings.request_timeout, "request_timeout")?,
+        retries: settings.retries,
+        retry_delay: seconds(settings.retry_delay, "retry_delay")?,
     })
 }
 

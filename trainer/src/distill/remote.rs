@@ -20,11 +20,8 @@ use super::teacher::{Decision, DecisionScene, Teacher, ANSWER_CUE, DECISION_SYST
 use crate::error::{Result, TrainerError};
 use crate::inference::SamplingOptions;
 use crate::openai::client::{Endpoint, Reply};
-use crate::openai::{letter_distribution, position_after, BatchOutput, BatchRequest, ChatRequest, ChatResponse};
+use crate::openai::{letter_distribution, position_after, BatchOutput, BatchRequest, ChatRequest, ChatResponse, TOP_LOGPROBS};
 use crate::tokenizer::Message;
-
-/// Alternatives asked for per token: OpenAI's maximum, so all letters of a long list fit.
-const TOP_LOGPROBS: usize = 20;
 
 /// The request for one sampled decision.
 fn decision_request(model: &str, scene: &DecisionScene, sampling: &SamplingOptions, seed: u64) -> ChatRequest {
@@ -116,24 +113,9 @@ impl OpenAiTeacher {
         if let Some(letters) = reading.letters.take() {
             return Ok(decision(reading, letters, seed));
         }
-        let mut prefix = request;
-        prefix.messages.push(Message { role: "assistant".into(), content: reading.rationale.clone() });
-        prefix.continue_final_message = true;
-        prefix.add_generation_prompt = Some(false);
-        prefix.max_tokens = Some(1);
-        prefix.temperature = Some(0.0);
-        let letters = match self.endpoint.chat(&prefix, &mut jitter)? {
-            Reply::Malformed(why) => return Ok(Decision::failed(why)),
-            Reply::Ok(r) => r.choices[0]
-                .logprobs
-                .as_ref()
-                .and_then(|l| l.content.as_deref())
-                .and_then(|t| t.first())
-                .and_then(|t| letter_distribution(&t.top_logprobs, scene.choices())),
-        };
-        Ok(match letters {
-            Some(letters) => decision(reading, letters, seed),
-            None => Decision::failed("the endpoint gave no option letter among the top log-probabilities after `Behavior: [`".into()),
+        Ok(match self.endpoint.letters_after(&request, &reading.rationale, scene.choices(), &mut jitter)? {
+            Ok(letters) => decision(reading, letters, seed),
+            Err(why) => Decision::failed(why),
         })
     }
 }

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use simforge_data::rng::Rng;
 
-use super::{ChatRequest, ChatResponse, ErrorBody};
+use super::{letter_distribution, ChatRequest, ChatResponse, ErrorBody, TOP_LOGPROBS};
+use crate::tokenizer::Message;
 use crate::error::{Result, TrainerError};
 
 /// Where and how to reach an endpoint.
@@ -100,6 +101,30 @@ impl Endpoint {
             std::thread::sleep(wait);
             attempt += 1;
         }
+    }
+
+    /// The distribution over `choices` option letters right after `prefix`, written as the
+    /// start of the assistant's answer to `request` (vLLM's `continue_final_message`, one token
+    /// with log-probabilities). `Ok(Err(why))` when the reply is malformed or has no letter.
+    pub fn letters_after(&self, request: &ChatRequest, prefix: &str, choices: usize, jitter: &mut Rng) -> Result<std::result::Result<Vec<f32>, String>> {
+        let mut request = request.clone();
+        request.messages.push(Message { role: "assistant".into(), content: prefix.to_owned() });
+        request.continue_final_message = true;
+        request.add_generation_prompt = Some(false);
+        request.max_tokens = Some(1);
+        request.temperature = Some(0.0);
+        request.logprobs = true;
+        request.top_logprobs = Some(TOP_LOGPROBS);
+        Ok(match self.chat(&request, jitter)? {
+            Reply::Malformed(why) => Err(why),
+            Reply::Ok(r) => r.choices[0]
+                .logprobs
+                .as_ref()
+                .and_then(|l| l.content.as_deref())
+                .and_then(|t| t.first())
+                .and_then(|t| letter_distribution(&t.top_logprobs, choices))
+                .ok_or_else(|| "the endpoint gave no option letter among the top log-probabilities after the answer cue".to_owned()),
+        })
     }
 
     fn backoff(&self, attempt: u32, jitter: &mut Rng) -> Duration {

@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::tokenizer::Message;
 
+/// Alternatives asked for per token: OpenAI's maximum, so all letters of a long list fit.
+pub const TOP_LOGPROBS: usize = 20;
+
 /// `POST /v1/chat/completions`. Fields simforge does not use are ignored when read.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChatRequest {

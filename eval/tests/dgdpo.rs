@@ -1,0 +1,203 @@
+//! DGDPO end to end on a small synthetic world: the rule loop's bookkeeping, metrics and
+//! determinism; a tiny diagnostic model trained on the defect samples, served over real HTTP
+//! and answering like the local model; and language-model parts playing the whole loop.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use simforge_data::defects::{defects, DefectsConfig};
+use simforge_data::diagnosis::{write_diagnostic_records, DIAGNOSIS_CUE};
+use simforge_data::parquet_io::Table;
+use simforge_data::prep::{prep, PrepConfig};
+use simforge_data::profiles::{profiles, ProfilesConfig};
+use simforge_data::sources::synthetic::WorldConfig;
+use simforge_data::sources::Format;
+use simforge_data::split::{split, SplitConfig};
+use simforge_data::tables::Dataset;
+use simforge_eval::dgdpo::{run_dgdpo, DgdpoConfig, KeepRule, Parts, HISTORY_FILE};
+use simforge_eval::diagnosis::{read_defect_cases, Diagnoser, LmDiagnoser, RuleDiagnoser};
+use simforge_eval::llm::{open_llm, AgentSpec, LetterAsk, Llm, LocalLlm, WriteAsk};
+use simforge_eval::simulator::{LmSimulator, RuleSimulator};
+use simforge_eval::treatment::{LlmTreatment, RuleTreatment};
+use simforge_trainer::burn::tensor::Device;
+use simforge_trainer::checkpoint::write_random_init;
+use simforge_trainer::models::qwen3::Qwen3Config;
+use simforge_trainer::tokenizer::Tokenizer;
+use simforge_trainer::train::config::{Objective, TrainConfig};
+use simforge_trainer::train::{train, TrainJob, FINAL_MODEL};
+
+fn device() -> Device {
+    simforge_trainer::device::parse("cpu").expect("cpu device")
+}
+
+struct World {
+    data: PathBuf,
+    split: PathBuf,
+    profiles: PathBuf,
+    defects: PathBuf,
+}
+
+fn world(dir: &Path) -> World {
+    let data = dir.join("prep");
+    let config = WorldConfig { users: 60, items: 120, interactions_per_user: 20, ..WorldConfig::default() };
+    prep(&PrepConfig { format: Some(Format::Synthetic), world: Some(config), seed: Some(3), ..PrepConfig::default() }, &data).expect("prep");
+    let w = World { split: dir.join("split"), profiles: dir.join("profiles"), defects: dir.join("defects"), data };
+    split(&w.data, &w.split, &SplitConfig::default()).expect("split");
+    profiles(&w.data, &w.split, &w.profiles, &ProfilesConfig::default()).expect("profiles");
+    defects(&w.data, &w.profiles, &w.defects, &DefectsConfig { per_class: 30, seed: Some(3), ..DefectsConfig::default() }).expect("defects");
+    w
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("json")
+}
+
+fn rule_run(w: &World, dataset: &Dataset, config: &DgdpoConfig, out: &Path) -> Value {
+    let items = dataset.items.as_slice();
+    let (mut simulator, mut diagnoser, mut treatment) = (RuleSimulator { items }, RuleDiagnoser { items }, RuleTreatment { items });
+    let mut parts = Parts { simulator: &mut simulator, diagnoser: &mut diagnoser, treatment: &mut treatment };
+    run_dgdpo(&w.data, dataset, &w.split, &w.profiles, &mut parts, config, out).expect("dgdpo");
+    read_json(&out.join("report.json"))
+}
+
+#[test]
+fn the_rule_loop_keeps_only_fixing_rewrites_measures_every_method_and_is_deterministic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let w = world(dir.path());
+    let dataset = Dataset::load(&w.data).expect("dataset");
+    let config = DgdpoConfig { seed: Some(5), ..DgdpoConfig::default() };
+    let report = rule_run(&w, &dataset, &config, &dir.path().join("a"));
+    let users = report["users"].as_u64().expect("users") as usize;
+    let test_items = report["test_items"].as_u64().expect("test items");
+    assert_eq!(users, 60);
+    for method in ["dgdpo", "static", "refine_without_diagnosis", "raw_history", "ground_truth"] {
+        let mut last_precision = f64::INFINITY;
+        for m in [1u64, 3, 9] {
+            let f = &report["methods"][method][format!("m{m}")];
+            for key in ["precision", "recall", "f1", "accuracy"] {
+                assert!(f[key].as_f64().is_some_and(|v| (0.0..=1.0).contains(&v)), "{method} m{m} {key}: {f}");
+            }
+            let count = |k: &str| f[k].as_u64().expect("count");
+            assert_eq!(count("tp") + count("fn"), test_items, "every real item is asked once");
+            assert_eq!(count("fp") + count("tn"), m * test_items, "m negatives per real item");
+            // The same picks, more negatives: precision can only fall.
+            let precision = f["precision"].as_f64().expect("precision");
+            assert!(precision <= last_precision + 1e-12, "{method}: m{m} precision {precision} above {last_precision}");
+            last_precision = precision;
+        }
+    }
+    // Every step is counted, every discrepancy diagnosed and its rewrite kept or rejected.
+    let history = Table::read(&dir.path().join("a").join(HISTORY_FILE)).expect("profile history");
+    let (methods, kept, reasons, diagnoses) =
+        (history.strings("method").expect("method"), history.bools("kept").expect("kept"), history.strings("reason").expect("reason"), history.opt_strings("diagnosis").expect("diagnosis"));
+    for method in ["dgdpo", "refine_without_diagnosis"] {
+        let stats = &report["optimisation"][method];
+        let n = |k: &str| stats[k].as_u64().expect("count") as usize;
+        assert!(n("discrepancies") > 0 && n("discrepancies") <= n("steps"), "{stats}");
+        assert_eq!(n("rewrites_kept") + n("rewrites_rejected"), n("discrepancies"));
+        let rows: Vec<usize> = (0..history.rows()).filter(|&r| methods[r] == method).collect();
+        assert_eq!(rows.len(), users + n("discrepancies"), "an initial version per user and one per discrepancy");
+        let kept_rows = rows.iter().filter(|&&r| kept[r] && reasons[r] != "initial profile from D_ini").count();
+        assert_eq!(kept_rows, n("rewrites_kept"));
+        // keep = fixed: a kept rewrite is one that made the real choice.
+        assert!(rows.iter().filter(|&&r| kept[r] && reasons[r] != "initial profile from D_ini").all(|&r| reasons[r].starts_with("kept: the rewrite makes")));
+        let diagnosed = rows.iter().filter(|&&r| diagnoses[r].is_some()).count();
+        assert_eq!(diagnosed, if method == "dgdpo" { n("discrepancies") } else { 0 });
+    }
+    let correctness = &report["profile_correctness"];
+    for method in ["static", "dgdpo", "refine_without_diagnosis"] {
+        assert!(correctness[method]["true_stated"].as_f64().is_some_and(|v| (0.0..=1.0).contains(&v)), "{correctness}");
+    }
+    let curve = report["correctness_curve"]["dgdpo"].as_array().expect("curve");
+    assert_eq!(curve[0], correctness["static"], "the curve starts at the initial profiles");
+    assert_eq!(curve.last(), Some(&correctness["dgdpo"]), "and ends at the final ones");
+    for file in ["report.md", "precision.svg", "correctness.svg"] {
+        assert!(dir.path().join("a").join(file).is_file(), "{file}");
+    }
+
+    // The same seed: the same bytes; keep = always: nothing is rejected.
+    rule_run(&w, &dataset, &config, &dir.path().join("b"));
+    for file in ["report.json", HISTORY_FILE] {
+        assert_eq!(std::fs::read(dir.path().join("a").join(file)).expect("a"), std::fs::read(dir.path().join("b").join(file)).expect("b"), "{file}");
+    }
+    let always = rule_run(&w, &dataset, &DgdpoConfig { keep: KeepRule::Always, ..config.clone() }, &dir.path().join("c"));
+    assert_eq!(always["optimisation"]["dgdpo"]["rewrites_rejected"], 0);
+}
+
+/// A tiny Qwen3 trained on the diagnostic records of `defects` for `steps` steps.
+fn diagnostic_model(dir: &Path, defects_file: &Path, steps: usize) -> PathBuf {
+    let records = dir.join("diagnostic.parquet");
+    write_diagnostic_records(defects_file, &records).expect("records");
+    let prompts = Table::read(&records).expect("records").strings("prompt").expect("prompts");
+    let tokenizer = Tokenizer::train_byte_level_bpe(prompts.iter(), 400).expect("bpe");
+    let mut config = Qwen3Config::tiny(tokenizer.vocab_size());
+    config.hidden_size = 32;
+    config.intermediate_size = 64;
+    config.num_hidden_layers = 1;
+    config.head_dim = Some(16);
+    let init = dir.join("init");
+    write_random_init(&init, &config, &tokenizer, 5, &device()).expect("init");
+    let train_config = TrainConfig { max_steps: Some(steps), epochs: 100, batch_size: 8, seq_len: 1024, lr: 1e-2, seed: Some(1), ..TrainConfig::default() };
+    let out = dir.join("diagnostic");
+    let job = TrainJob { objective: Objective::Sft, data: &records, init: &init, out: &out, config: &train_config, device: device(), resume: false };
+    train(&job, &mut |_, _| {}).expect("train");
+    out.join(FINAL_MODEL)
+}
+
+/// `simforge serve`'s server with `model` as "tiny", on a free port; its base URL.
+fn start_server(model: &Path) -> String {
+    let http = std::sync::Arc::new(simforge_trainer::openai::server::bind("127.0.0.1:0").expect("bind"));
+    let addr = http.server_addr().to_ip().expect("ip address");
+    let (model, server) = (model.to_owned(), http.clone());
+    std::thread::spawn(move || {
+        let served = simforge_trainer::openai::server::ServedModel::load(&model, Some("tiny".into()), &device()).expect("load");
+        simforge_trainer::openai::server::serve(&server, &served);
+    });
+    format!("http://{addr}/v1")
+}
+
+#[test]
+fn a_trained_diagnostic_model_writes_labels_answers_over_http_and_language_models_play_the_loop() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let w = world(dir.path());
+    let model = diagnostic_model(dir.path(), &w.defects.join("defects.parquet"), 100);
+
+    // Plain generation after the fixed prompt writes the label format.
+    let cases = read_defect_cases(&w.defects.join("defects.parquet"), "eval").expect("cases");
+    assert!(!cases.is_empty());
+    let mut local = LocalLlm::load(&model, &device()).expect("local");
+    let prompt = simforge_data::diagnosis::diagnosis_prompt(&cases[0].0.render());
+    let written = local.write(&[WriteAsk { system: None, user: prompt.clone(), max_new_tokens: 8 }]).expect("write");
+    assert!(written[0].starts_with(DIAGNOSIS_CUE), "the trained model writes `Diagnosis: [`, wrote {:?}", written[0]);
+
+    // The same model behind the OpenAI-compatible server gives the same label odds.
+    let asks: Vec<LetterAsk> = cases.iter().take(4).map(|(c, _)| LetterAsk { system: None, user: simforge_data::diagnosis::diagnosis_prompt(&c.render()), cue: DIAGNOSIS_CUE, choices: 3 }).collect();
+    let here = local.letters(&asks).expect("local letters");
+    let base_url = start_server(&model);
+    let mut remote = open_llm(&AgentSpec::OpenAi { model: "tiny".into(), base_url: Some(base_url) }, 2, &device()).expect("remote");
+    let there = remote.letters(&asks).expect("remote letters");
+    for (a, b) in here.iter().zip(&there) {
+        assert_eq!(a.len(), 3);
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() < 0.01, "local {a:?} vs served {b:?}");
+        }
+    }
+    let mut diagnoser = LmDiagnoser { llm: Box::new(local) };
+    let probs = diagnoser.diagnose(&[cases[0].0.clone()]).expect("diagnose");
+    assert!((probs[0].iter().sum::<f32>() - 1.0).abs() < 1e-4, "{probs:?}");
+
+    // Language models as simulator, diagnoser and treatment: the loop runs and reports.
+    let dataset = Dataset::load(&w.data).expect("dataset");
+    let items = dataset.items.as_slice();
+    let mut simulator = LmSimulator { llm: Box::new(LocalLlm::load(&model, &device()).expect("simulator")), items };
+    let mut treatment = LlmTreatment { llm: Box::new(LocalLlm::load(&model, &device()).expect("treatment")), max_new_tokens: 24 };
+    let mut parts = Parts { simulator: &mut simulator, diagnoser: &mut diagnoser, treatment: &mut treatment };
+    let config = DgdpoConfig { max_users: Some(3), seed: Some(2), batch_size: 8, ..DgdpoConfig::default() };
+    let out = dir.path().join("lm-loop");
+    let report = run_dgdpo(&w.data, &dataset, &w.split, &w.profiles, &mut parts, &config, &out).expect("dgdpo with models");
+    assert_eq!(report.users, 3);
+    let stats = &report.optimisation["dgdpo"];
+    assert_eq!(stats.diagnoses.values().sum::<usize>(), stats.discrepancies);
+    assert!(report.methods["raw_history"]["m3"].precision <= 1.0);
+    assert!(read_json(&out.join("report.json"))["methods"]["dgdpo"]["m9"]["f1"].is_number());
+}
