@@ -249,7 +249,7 @@ fn quickstart_runs_resumes_and_is_deterministic() {
         assert_eq!(confusion, samples, "{report}");
     }
     let dgdpo: Value = serde_json::from_str(&std::fs::read_to_string(run.join("dgdpo/report.json")).expect("dgdpo")).expect("json");
-    assert_eq!(dgdpo["users"], 200);
+    assert_eq!(dgdpo["users"], 100);
     assert!(dgdpo["diagnoser"].as_str().is_some_and(|d| d.ends_with("diagnostic/model")), "the run's diagnostic model diagnoses: {}", dgdpo["diagnoser"]);
     for method in ["dgdpo", "static", "refine_without_diagnosis", "raw_history"] {
         for m in ["m1", "m3", "m9"] {

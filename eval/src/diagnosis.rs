@@ -34,6 +34,22 @@ pub fn open_diagnoser<'a>(spec: &AgentSpec, items: &'a [Item], concurrency: usiz
     })
 }
 
+/// A diagnoser reported under another name.
+pub struct Renamed<'a> {
+    pub name: String,
+    pub inner: Box<dyn Diagnoser + 'a>,
+}
+
+impl Diagnoser for Renamed<'_> {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn diagnose(&mut self, cases: &[DiscrepancyCase]) -> Result<Vec<Vec<f32>>> {
+        self.inner.diagnose(cases)
+    }
+}
+
 /// The most likely label of a distribution in `DefectKind::ALL` order.
 pub fn label(p: &[f32]) -> DefectKind {
     DefectKind::ALL[argmax(p).min(2)]

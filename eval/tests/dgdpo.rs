@@ -182,6 +182,9 @@ fn a_trained_diagnostic_model_writes_labels_answers_over_http_and_language_model
             assert!((x - y).abs() < 0.01, "local {a:?} vs served {b:?}");
         }
     }
+    // Greedy text over HTTP is the local text (what an `openai` treatment receives).
+    let served_text = remote.write(&[WriteAsk { system: None, user: prompt, max_new_tokens: 8 }]).expect("remote write");
+    assert_eq!(served_text, written);
     let mut diagnoser = LmDiagnoser { llm: Box::new(local) };
     let probs = diagnoser.diagnose(&[cases[0].0.clone()]).expect("diagnose");
     assert!((probs[0].iter().sum::<f32>() - 1.0).abs() < 1e-4, "{probs:?}");

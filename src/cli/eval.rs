@@ -9,7 +9,7 @@ use simforge_data::defects::DefectKind;
 use simforge_data::diagnosis::DiscrepancyCase;
 use simforge_data::tables::Dataset;
 use simforge_eval::dgdpo::{run_dgdpo, DgdpoConfig, DgdpoReport, Parts};
-use simforge_eval::diagnosis::{diagnose_all, diagnosis_scores, open_diagnoser, read_defect_cases, DiagnosisScores};
+use simforge_eval::diagnosis::{diagnose_all, diagnosis_scores, open_diagnoser, read_defect_cases, Diagnoser, DiagnosisScores, Renamed};
 use simforge_eval::llm::AgentSpec;
 use simforge_eval::simulator::open_simulator;
 use simforge_eval::treatment::open_treatment;
@@ -190,14 +190,23 @@ pub fn eval(command: EvalCommand) -> anyhow::Result<()> {
         EvalCommand::Alignment(args) => eval_alignment(args),
         EvalCommand::Diagnosis(args) => {
             let settings = DiagnosisSettings { split: args.split.clone(), max_samples: args.max_samples, batch_size: args.batch_size, concurrency: args.concurrency };
-            let (report, markdown) = diagnosis(&args.defects, &args.model, args.base.as_ref(), args.data.as_deref(), &settings, &args.common.device)?;
+            let named = |spec: &AgentSpec| Named { name: spec.to_string(), spec: spec.clone() };
+            let (mut report, markdown) = diagnosis(&args.defects, &named(&args.model), args.base.as_ref().map(named).as_ref(), args.data.as_deref(), &settings, &args.common.device)?;
+            report["defects"] = args.defects.display().to_string().into();
             args.common.write(&report, &markdown)
         }
         EvalCommand::Dgdpo(args) => {
-            let report = dgdpo(&args.data, &args.split, &args.profiles, &args.config, &AgentSpec::Rule, &args.out, &args.device)?;
+            let report = dgdpo(&args.data, &args.split, &args.profiles, &args.config, &Named { name: "rule".into(), spec: AgentSpec::Rule }, &args.out, &args.device)?;
             super::print_json(&report)
         }
     }
+}
+
+/// A part and how reports name it (a recipe names its models by their place in the run, so
+/// that its reports do not depend on where the run folder is).
+pub struct Named {
+    pub name: String,
+    pub spec: AgentSpec,
 }
 
 /// Which cases a diagnosis evaluation reads and how it batches them.
@@ -218,7 +227,7 @@ impl Default for DiagnosisSettings {
 
 /// The diagnosis report of `model` on the cases of `defects`, with the zero-shot `base` and
 /// (given the dataset) the rule-based baseline under `baselines`; and its Markdown.
-pub fn diagnosis(defects: &Path, model: &AgentSpec, base: Option<&AgentSpec>, data: Option<&Path>, settings: &DiagnosisSettings, device: &str) -> anyhow::Result<(serde_json::Value, String)> {
+pub fn diagnosis(defects: &Path, model: &Named, base: Option<&Named>, data: Option<&Path>, settings: &DiagnosisSettings, device: &str) -> anyhow::Result<(serde_json::Value, String)> {
     let device = device::parse(device)?;
     let mut labelled = read_defect_cases(defects, &settings.split)?;
     labelled.truncate(settings.max_samples.unwrap_or(usize::MAX));
@@ -228,24 +237,25 @@ pub fn diagnosis(defects: &Path, model: &AgentSpec, base: Option<&AgentSpec>, da
     let (cases, truth): (Vec<DiscrepancyCase>, Vec<DefectKind>) = labelled.into_iter().unzip();
     let dataset = data.map(Dataset::load).transpose()?;
     let items = dataset.as_ref().map_or(&[][..], |d| d.items.as_slice());
-    if *model == AgentSpec::Rule && dataset.is_none() {
+    if model.spec == AgentSpec::Rule && dataset.is_none() {
         bail!("the rule diagnoser needs --data: the prepared dataset the defects come from");
     }
     if let Some(max) = cases.iter().flat_map(|c| &c.candidate_items).max().filter(|&&m| dataset.is_some() && m as usize >= items.len()) {
         bail!("{} names item {max} but {} has {} items; give the dataset the defects were made from", defects.display(), data.unwrap_or(Path::new("")).display(), items.len());
     }
-    let score = |spec: &AgentSpec| -> anyhow::Result<DiagnosisScores> {
-        let mut diagnoser = open_diagnoser(spec, items, settings.concurrency, &device).with_context(|| format!("opening diagnoser {spec}"))?;
+    let score = |part: &Named| -> anyhow::Result<DiagnosisScores> {
+        let mut diagnoser = open_diagnoser(&part.spec, items, settings.concurrency, &device).with_context(|| format!("opening diagnoser {}", part.spec))?;
         let probs = diagnose_all(diagnoser.as_mut(), &cases, settings.batch_size)?;
-        Ok(diagnosis_scores(&spec.to_string(), &truth, &probs))
+        Ok(diagnosis_scores(&part.name, &truth, &probs))
     };
     let main = score(model)?;
-    let mut md = format!("# Diagnostic accuracy\n\n{} held-out cases of `{}` (split {}).\n\n| diagnoser | spec | cases | accuracy | F1 inaccurate | F1 incomplete | F1 both |\n|---|---|---|---|---|---|---|\n", main.samples, defects.display(), settings.split);
+    let mut md = format!("# Diagnostic accuracy\n\n{} cases of the defects' {} split.\n\n| diagnoser | model | cases | accuracy | F1 inaccurate | F1 incomplete | F1 both |\n|---|---|---|---|---|---|---|\n", main.samples, settings.split);
     md.push_str(&main.markdown_row("under test"));
     let mut baselines = serde_json::Map::new();
-    for (name, spec) in [("zero_shot", base.cloned()), ("rule", dataset.is_some().then_some(AgentSpec::Rule))] {
-        if let Some(spec) = spec.filter(|s| s != model) {
-            let scores = score(&spec)?;
+    let rule = Named { name: "rule".into(), spec: AgentSpec::Rule };
+    for (name, part) in [("zero_shot", base), ("rule", dataset.is_some().then_some(&rule))] {
+        if let Some(part) = part.filter(|p| p.spec != model.spec) {
+            let scores = score(part)?;
             md.push_str(&scores.markdown_row(name));
             baselines.insert(name.into(), serde_json::to_value(&scores)?);
         }
@@ -253,20 +263,23 @@ pub fn diagnosis(defects: &Path, model: &AgentSpec, base: Option<&AgentSpec>, da
     md.push_str(&format!("\nPublished: 92.20 % for the specialised Qwen3-0.6B, 62.78 % for untrained general LLMs.\n\n## Confusion of the diagnoser under test\n\n{}", main.confusion_markdown()));
     let mut report = serde_json::to_value(&main)?;
     report["baselines"] = baselines.into();
-    report["defects"] = defects.display().to_string().into();
     Ok((report, md))
 }
 
 /// Runs the DGDPO evaluation into `out`; unset parts of `config` fall back to `rule`, the
 /// diagnoser to `default_diagnoser`.
-pub fn dgdpo(data: &Path, split: &Path, profiles: &Path, config: &DgdpoConfig, default_diagnoser: &AgentSpec, out: &Path, device: &str) -> anyhow::Result<DgdpoReport> {
+pub fn dgdpo(data: &Path, split: &Path, profiles: &Path, config: &DgdpoConfig, default_diagnoser: &Named, out: &Path, device: &str) -> anyhow::Result<DgdpoReport> {
     let device = device::parse(device)?;
     let dataset = Dataset::load(data)?;
     let items = dataset.items.as_slice();
     let spec = |s: &Option<AgentSpec>| s.clone().unwrap_or(AgentSpec::Rule);
     let mut simulator = open_simulator(&spec(&config.simulator), items, config.concurrency, &device).context("opening the simulator")?;
-    let diagnoser_spec = config.diagnoser.clone().unwrap_or_else(|| default_diagnoser.clone());
-    let mut diagnoser = open_diagnoser(&diagnoser_spec, items, config.concurrency, &device).context("opening the diagnoser")?;
+    let mut diagnoser = match &config.diagnoser {
+        Some(spec) => open_diagnoser(spec, items, config.concurrency, &device),
+        None => open_diagnoser(&default_diagnoser.spec, items, config.concurrency, &device)
+            .map(|inner| Box::new(Renamed { name: default_diagnoser.name.clone(), inner }) as Box<dyn Diagnoser>),
+    }
+    .context("opening the diagnoser")?;
     let mut treatment = open_treatment(&spec(&config.treatment), items, config.max_new_tokens, config.concurrency, &device).context("opening the treatment")?;
     let mut parts = Parts { simulator: simulator.as_mut(), diagnoser: diagnoser.as_mut(), treatment: treatment.as_mut() };
     Ok(run_dgdpo(data, &dataset, split, profiles, &mut parts, config, out)?)

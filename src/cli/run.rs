@@ -13,7 +13,7 @@ use simforge_trainer::train::FINAL_MODEL;
 use simforge_data::{corpus, defects, prep, profiles, scenes, split};
 
 use crate::recipe::{AlignmentStage, Recipe};
-use super::eval::{alignment, AlignmentMode, AlignmentSettings};
+use super::eval::{alignment, AlignmentMode, AlignmentSettings, Named};
 use simforge_eval::alignment::read_scenes;
 use simforge_trainer::distill::teacher::TeacherSpec;
 use simforge_data::diagnosis::write_diagnostic_records;
@@ -188,7 +188,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         diagnostic = Some(stage("diagnostic").join(FINAL_MODEL));
     }
     if let (Some(settings), Some(model), Some(init)) = (&r.diagnosis, &diagnostic, &adapted) {
-        let (model_spec, base_spec) = (AgentSpec::Local(model.clone()), AgentSpec::Local(init.clone()));
+        let (model_spec, base_spec) = (named(dir, model), named(dir, init));
         let outcome = run_stage(&stage("diagnosis"), "diagnosis", settings, &inputs(&[&defects_file, &data, model, init]), VERSION, |out| {
             let (report, markdown) = super::eval::diagnosis(&defects_file, &model_spec, Some(&base_spec), Some(&data), settings, &r.run.device)
                 .map_err(|e| DataError::config("diagnosis", format!("{e:#}")))?;
@@ -199,7 +199,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     if let Some(config) = &r.dgdpo {
         let (split_dir, profiles_dir) = (stage("split"), stage("profiles"));
-        let default_diagnoser = diagnostic.clone().map_or(AgentSpec::Rule, AgentSpec::Local);
+        let default_diagnoser = diagnostic.as_ref().map_or(Named { name: "rule".into(), spec: AgentSpec::Rule }, |m| named(dir, m));
         let mut needed = inputs(&[&data, &split_dir, &profiles_dir]);
         needed.extend(diagnostic.iter().cloned());
         let outcome = run_stage(&stage("dgdpo"), "dgdpo", config, &needed, VERSION, |out| {
@@ -210,6 +210,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         record("dgdpo", outcome);
     }
     super::print_json(&serde_json::json!({ "run": plan.name, "dir": dir, "stages": summary }))
+}
+
+/// A run's model, named by its place in the run folder.
+fn named(run_dir: &Path, model: &Path) -> Named {
+    let name = model.strip_prefix(run_dir).unwrap_or(model).display().to_string();
+    Named { name, spec: AgentSpec::Local(model.to_path_buf()) }
 }
 
 /// Trains the stages that are set, in order, each from the model the one before it made;
