@@ -7,12 +7,12 @@ use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 use simforge_eval::dgdpo::DgdpoConfig;
 use simforge_trainer::distill::DistillConfig;
-
-use crate::cli::eval::DiagnosisSettings;
 use simforge_trainer::init::ModelConfig;
 use simforge_trainer::sasrec::train::SasRecTrainConfig;
 use simforge_trainer::train::config::TrainConfig;
 use simforge_data::{corpus::CorpusConfig, defects::DefectsConfig, prep::PrepConfig, profiles::ProfilesConfig, scenes::ScenesConfig, split::SplitConfig};
+
+use crate::cli::eval::DiagnosisSettings;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

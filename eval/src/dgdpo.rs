@@ -274,12 +274,12 @@ impl Loop<'_, '_> {
         }
     }
 
-    /// Simulator choices for `asks` (user index, profile, candidates), in batches.
-    fn choices(&self, simulator: &mut dyn Simulator, asks: &[(usize, String, Vec<u32>)]) -> Result<Vec<usize>> {
-        let personas: Vec<Persona> = asks.iter().map(|(_, p, _)| Persona { profile: Some(p.clone()), history: Vec::new() }).collect();
+    /// Simulator choices for `asks` (profile, candidates), in batches.
+    fn choices(&self, simulator: &mut dyn Simulator, asks: &[(String, Vec<u32>)]) -> Result<Vec<usize>> {
+        let personas: Vec<Persona> = asks.iter().map(|(p, _)| Persona { profile: Some(p.clone()), history: Vec::new() }).collect();
         let mut out = Vec::with_capacity(asks.len());
         for (chunk, persona_chunk) in asks.chunks(self.config.batch_size.max(1)).zip(personas.chunks(self.config.batch_size.max(1))) {
-            let batch: Vec<(&Persona, &[u32])> = persona_chunk.iter().zip(chunk).map(|(p, (_, _, c))| (p, c.as_slice())).collect();
+            let batch: Vec<(&Persona, &[u32])> = persona_chunk.iter().zip(chunk).map(|(p, (_, c))| (p, c.as_slice())).collect();
             out.extend(simulator.choose(&batch)?.iter().map(|p| argmax(p)));
         }
         Ok(out)
@@ -299,38 +299,38 @@ impl Loop<'_, '_> {
         for t in 0..longest {
             let active: Vec<usize> = (0..self.users.len()).filter(|&u| t < self.users[u].optimise.len()).collect();
             let shown: Vec<(Vec<u32>, usize)> = active.iter().map(|&u| self.step_candidates(u, t)).collect();
-            let asks: Vec<(usize, String, Vec<u32>)> = active.iter().zip(&shown).map(|(&u, (c, _))| (u, profiles[u].clone(), c.clone())).collect();
+            let asks: Vec<(String, Vec<u32>)> = active.iter().zip(&shown).map(|(&u, (c, _))| (profiles[u].clone(), c.clone())).collect();
             let chosen = self.choices(parts.simulator, &asks)?;
             stats.steps += asks.len();
-            let mut cases = Vec::new();
-            for (((u, profile, candidates), simulated), (_, real)) in asks.iter().zip(chosen).zip(&shown) {
-                let real = *real;
-                if simulated != real {
-                    cases.push((*u, self.case(*u, t, profile, candidates, simulated, real)));
+            // Each discrepancy's case, and whose it is.
+            let (mut cases, mut owners) = (Vec::new(), Vec::new());
+            for ((&u, (candidates, real)), simulated) in active.iter().zip(&shown).zip(chosen) {
+                if simulated != *real {
+                    cases.push(self.case(u, t, &profiles[u], candidates, simulated, *real));
+                    owners.push(u);
                 }
             }
             stats.discrepancies += cases.len();
-            let case_list: Vec<DiscrepancyCase> = cases.iter().map(|(_, c)| c.clone()).collect();
             let diagnoses: Vec<Option<DefectKind>> = if diagnose {
-                let mut out = Vec::with_capacity(case_list.len());
-                for chunk in case_list.chunks(self.config.batch_size.max(1)) {
+                let mut out = Vec::with_capacity(cases.len());
+                for chunk in cases.chunks(self.config.batch_size.max(1)) {
                     out.extend(parts.diagnoser.diagnose(chunk)?.iter().map(|p| Some(label(p))));
                 }
                 out
             } else {
-                vec![None; case_list.len()]
+                vec![None; cases.len()]
             };
             for d in diagnoses.iter().flatten() {
                 *stats.diagnoses.entry(d.name().to_owned()).or_default() += 1;
             }
-            let mut rewrites = Vec::with_capacity(case_list.len());
-            let treat_asks: Vec<(&DiscrepancyCase, Option<DefectKind>)> = case_list.iter().zip(&diagnoses).map(|(c, d)| (c, *d)).collect();
+            let mut rewrites = Vec::with_capacity(cases.len());
+            let treat_asks: Vec<(&DiscrepancyCase, Option<DefectKind>)> = cases.iter().zip(&diagnoses).map(|(c, d)| (c, *d)).collect();
             for chunk in treat_asks.chunks(self.config.batch_size.max(1)) {
                 rewrites.extend(parts.treatment.treat(chunk)?);
             }
-            let recheck: Vec<(usize, String, Vec<u32>)> = cases.iter().zip(&rewrites).map(|((u, c), p)| (*u, p.clone(), c.candidate_items.clone())).collect();
+            let recheck: Vec<(String, Vec<u32>)> = cases.iter().zip(&rewrites).map(|(c, p)| (p.clone(), c.candidate_items.clone())).collect();
             let rechosen = self.choices(parts.simulator, &recheck)?;
-            for ((((u, case), rewrite), again), diagnosis) in cases.iter().zip(rewrites).zip(rechosen).zip(&diagnoses) {
+            for ((((u, case), rewrite), again), diagnosis) in owners.iter().zip(&cases).zip(rewrites).zip(rechosen).zip(&diagnoses) {
                 let fixed = again == case.real;
                 let kept = fixed || self.config.keep == KeepRule::Always;
                 if kept {

@@ -130,11 +130,7 @@ fn diagnostic_model(dir: &Path, defects_file: &Path, steps: usize) -> PathBuf {
     write_diagnostic_records(defects_file, &records).expect("records");
     let prompts = Table::read(&records).expect("records").strings("prompt").expect("prompts");
     let tokenizer = Tokenizer::train_byte_level_bpe(prompts.iter(), 400).expect("bpe");
-    let mut config = Qwen3Config::tiny(tokenizer.vocab_size());
-    config.hidden_size = 32;
-    config.intermediate_size = 64;
-    config.num_hidden_layers = 1;
-    config.head_dim = Some(16);
+    let config = Qwen3Config::micro(tokenizer.vocab_size());
     let init = dir.join("init");
     write_random_init(&init, &config, &tokenizer, 5, &device()).expect("init");
     let train_config = TrainConfig { max_steps: Some(steps), epochs: 100, batch_size: 8, seq_len: 1024, lr: 1e-2, seed: Some(1), ..TrainConfig::default() };

@@ -213,9 +213,13 @@ pub struct Named {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DiagnosisSettings {
+    /// Which rows of defects.parquet: eval (the held-out users) or train.
     pub split: String,
+    /// The first N cases (all when unset).
     pub max_samples: Option<usize>,
+    /// Cases per batch of model calls.
     pub batch_size: usize,
+    /// `openai` diagnosers: requests in flight at once.
     pub concurrency: usize,
 }
 

@@ -67,7 +67,8 @@ pub struct DiagnosticArgs {
     /// Skip stage 2 (a DAPT-only model).
     #[arg(long)]
     pub skip_sft: bool,
-    /// Peak learning rate of both stages (default: 1e-3 for tiny, 2e-5 otherwise).
+    /// Peak learning rate of both stages (default: 1e-3 for `tiny`, 2e-5 for a model folder or
+    /// hub id; set it when the folder holds a small model trained from scratch).
     #[arg(long)]
     pub lr: Option<f64>,
     #[arg(long, default_value_t = 8)]
@@ -88,7 +89,7 @@ pub struct DiagnosticArgs {
     pub device: String,
 }
 
-/// Both stages of the diagnostic model; returns the final model folder.
+/// Both stages of the diagnostic model; returns the final model folder and each stage's summary.
 fn train_diagnostic(args: &DiagnosticArgs) -> anyhow::Result<serde_json::Value> {
     let tiny = args.base == "tiny";
     let mut model = if tiny {

@@ -34,11 +34,7 @@ fn world(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let scenes_file = scenes_dir.join("scenes.parquet");
     let prompts = Table::read(&scenes_file).expect("scenes table").strings("prompt").expect("prompts");
     let tokenizer = Tokenizer::train_byte_level_bpe(prompts.iter(), 400).expect("bpe");
-    let mut config = Qwen3Config::tiny(tokenizer.vocab_size());
-    config.hidden_size = 32;
-    config.intermediate_size = 64;
-    config.num_hidden_layers = 1;
-    config.head_dim = Some(16);
+    let config = Qwen3Config::micro(tokenizer.vocab_size());
     let model = dir.join("student");
     write_random_init(&model, &config, &tokenizer, 5, &device()).expect("init");
     (data, scenes_file, model)

@@ -124,6 +124,11 @@ impl Qwen3Config {
         }
     }
 
+    /// One layer of width 32: for tests that need a model to run, not to be good.
+    pub fn micro(vocab_size: usize) -> Self {
+        Self { hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, head_dim: Some(16), ..Self::tiny(vocab_size) }
+    }
+
     /// Qwen3-0.6B's shape (random weights in benchmarks).
     pub fn qwen3_0_6b() -> Self {
         Self {
