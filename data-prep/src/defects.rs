@@ -17,7 +17,7 @@ use crate::prep::read_truth;
 use crate::profile::Profile;
 use crate::profiles::{read_profiles, ProfileContext, ProfilesConfig};
 use crate::rng::Rng;
-use crate::scenes::{letter, render_history_line, render_item};
+use crate::scenes::unseen_items;
 use crate::tables::{Dataset, Interaction, Item};
 
 pub const DEFECTS_FILE: &str = "defects.parquet";
@@ -157,12 +157,7 @@ fn find_case(
         let at = relevant[rng.below(relevant.len())];
         let real = history[at].item_id;
         let mut candidates = vec![real];
-        while candidates.len() < config.candidates {
-            let c = rng.below(items.len()) as u32;
-            if consumed.binary_search(&c).is_err() && !candidates.contains(&c) {
-                candidates.push(c);
-            }
-        }
+        candidates.extend(unseen_items(rng, consumed, items.len(), config.candidates - 1));
         rng.shuffle(&mut candidates);
         let real_pos = candidates.iter().position(|&c| c == real)?;
         let shown: Vec<&Item> = candidates.iter().map(|&c| &items[c as usize]).collect();
@@ -217,22 +212,7 @@ pub fn defects(data_dir: &Path, profiles_dir: &Path, out: &Path, config: &Defect
                         continue;
                     };
                     let recent = &history[at.saturating_sub(config.recent)..at];
-                    let history_text =
-                        recent.iter().map(|x| render_history_line(&dataset.items[x.item_id as usize], x)).collect::<Vec<_>>().join("\n");
-                    let candidates: Vec<String> = candidate_items
-                        .iter()
-                        .enumerate()
-                        .map(|(i, &c)| format!("[{}] {}", letter(i), render_item(&dataset.items[c as usize])))
-                        .collect();
-                    let discrepancy = DiscrepancyCase {
-                        profile: bad.render(),
-                        history: history_text,
-                        history_items: recent.iter().map(|x| x.item_id).collect(),
-                        candidate_items,
-                        candidates,
-                        simulated,
-                        real,
-                    };
+                    let discrepancy = DiscrepancyCase::new(&dataset.items, bad.render(), recent, candidate_items, simulated, real);
                     let case = discrepancy.render();
                     out.push(DefectSample {
                         user_id: u,

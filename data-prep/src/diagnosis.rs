@@ -9,7 +9,8 @@ use std::path::Path;
 use crate::defects::DefectKind;
 use crate::error::{DataError, Result};
 use crate::parquet_io::{self as pq, Table};
-use crate::scenes::letter;
+use crate::scenes::{letter, lettered_items, render_history};
+use crate::tables::{Interaction, Item};
 
 /// Where a diagnosis's label letter is read.
 pub const DIAGNOSIS_CUE: &str = "Diagnosis: [";
@@ -31,6 +32,20 @@ pub struct DiscrepancyCase {
 }
 
 impl DiscrepancyCase {
+    /// The case of `profile` choosing `simulated` where the user chose `real` among
+    /// `candidate_items`, after the `recent` history.
+    pub fn new(items: &[Item], profile: String, recent: &[Interaction], candidate_items: Vec<u32>, simulated: usize, real: usize) -> Self {
+        Self {
+            profile,
+            history: render_history(items, recent),
+            history_items: recent.iter().map(|x| x.item_id).collect(),
+            candidates: lettered_items(items, &candidate_items),
+            candidate_items,
+            simulated,
+            real,
+        }
+    }
+
     /// The case as the diagnostic model sees it (the `case` column of `defects.parquet`). Both
     /// choices are quoted in full, so the evidence sits next to the question.
     pub fn render(&self) -> String {

@@ -129,6 +129,31 @@ pub fn render_history_line(item: &Item, x: &Interaction) -> String {
     s
 }
 
+/// The history lines of `recent`, newest last.
+pub fn render_history(items: &[Item], recent: &[Interaction]) -> String {
+    recent.iter().map(|x| render_history_line(&items[x.item_id as usize], x)).collect::<Vec<_>>().join("\n")
+}
+
+/// The `[A] item` lines of `ids`, in order.
+pub fn lettered_items(items: &[Item], ids: &[u32]) -> Vec<String> {
+    ids.iter().enumerate().map(|(i, &c)| format!("[{}] {}", letter(i), render_item(&items[c as usize]))).collect()
+}
+
+/// `count` distinct items outside `consumed` (sorted), drawn uniformly from `items` ids; fewer
+/// when fewer remain.
+pub fn unseen_items(rng: &mut Rng, consumed: &[u32], items: usize, count: usize) -> Vec<u32> {
+    let distinct = consumed.windows(2).filter(|w| w[0] != w[1]).count() + usize::from(!consumed.is_empty());
+    let count = count.min(items.saturating_sub(distinct));
+    let mut out = Vec::with_capacity(count);
+    while out.len() < count {
+        let c = rng.below(items) as u32;
+        if consumed.binary_search(&c).is_err() && !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    out
+}
+
 pub fn letter(i: usize) -> char {
     LETTERS[i] as char
 }
@@ -300,12 +325,8 @@ pub fn build_scenes(dataset: &Dataset, config: &ScenesConfig) -> Result<(Vec<Sce
         let mut exposure = negatives;
         exposure.insert(target_pos, target.item_id);
         let profile = profiles.build(&dataset.users[t.user as usize], earlier).render();
-        let history_text = recent.iter().map(|x| render_history_line(&dataset.items[x.item_id as usize], x)).collect::<Vec<_>>().join("\n");
-        let options: Vec<String> = exposure
-            .iter()
-            .enumerate()
-            .map(|(i, &item)| format!("[{}] {}", letter(i), render_item(&dataset.items[item as usize])))
-            .collect();
+        let history_text = render_history(&dataset.items, recent);
+        let options = lettered_items(&dataset.items, &exposure);
         let prompt = render_prompt(&profile, &history_text, &options);
         let scene = Scene {
             scene_id: 0,

@@ -21,7 +21,7 @@ use simforge_data::prep::read_truth;
 use simforge_data::profile::Profile;
 use simforge_data::profiles::read_profiles;
 use simforge_data::rng::Rng;
-use simforge_data::scenes::{letter, render_history_line, render_item};
+use simforge_data::scenes::unseen_items;
 use simforge_data::split::{read_split, Part};
 use simforge_data::tables::{Dataset, Interaction};
 
@@ -226,20 +226,6 @@ fn mean_correctness(users: &[UserData], profiles: &[String]) -> Correctness {
     Correctness { true_stated: scored.iter().map(|c| c.true_stated).sum::<f64>() / n, false_stated: scored.iter().map(|c| c.false_stated).sum::<f64>() / n }
 }
 
-/// `count` distinct items the user never interacted with, from a seeded stream.
-fn negatives(rng: &mut Rng, consumed: &[u32], items: usize, count: usize, exclude: &[u32]) -> Vec<u32> {
-    let available = items.saturating_sub(consumed.len());
-    let count = count.min(available.saturating_sub(exclude.len()));
-    let mut out = Vec::with_capacity(count);
-    while out.len() < count {
-        let c = rng.below(items) as u32;
-        if consumed.binary_search(&c).is_err() && !out.contains(&c) && !exclude.contains(&c) {
-            out.push(c);
-        }
-    }
-    out
-}
-
 struct Loop<'a, 'd> {
     dataset: &'d Dataset,
     users: &'a [UserData<'d>],
@@ -253,7 +239,7 @@ impl Loop<'_, '_> {
         let user = &self.users[u];
         let real = user.history[user.optimise[t]].item_id;
         let mut rng = Rng::stream(self.seed, "dgdpo-step", (u64::from(user.user_id) << 24) | t as u64);
-        let mut candidates = negatives(&mut rng, &user.consumed, self.dataset.items.len(), self.config.candidates - 1, &[]);
+        let mut candidates = unseen_items(&mut rng, &user.consumed, self.dataset.items.len(), self.config.candidates - 1);
         let at = rng.below(candidates.len() + 1);
         candidates.insert(at, real);
         (candidates, at)
@@ -263,15 +249,7 @@ impl Loop<'_, '_> {
         let user = &self.users[u];
         let end = user.optimise[t];
         let recent = &user.history[end.saturating_sub(self.config.recent)..end];
-        DiscrepancyCase {
-            profile: profile.to_owned(),
-            history: recent.iter().map(|x| render_history_line(&self.dataset.items[x.item_id as usize], x)).collect::<Vec<_>>().join("\n"),
-            history_items: recent.iter().map(|x| x.item_id).collect(),
-            candidate_items: candidates.to_vec(),
-            candidates: candidates.iter().enumerate().map(|(i, &c)| format!("[{}] {}", letter(i), render_item(&self.dataset.items[c as usize]))).collect(),
-            simulated,
-            real,
-        }
+        DiscrepancyCase::new(&self.dataset.items, profile.to_owned(), recent, candidates.to_vec(), simulated, real)
     }
 
     /// Simulator choices for `asks` (profile, candidates), in batches.
@@ -373,7 +351,7 @@ impl Loop<'_, '_> {
             let test: Vec<u32> = user.test.iter().map(|&i| user.history[i].item_id).collect();
             let mut rng = Rng::stream(self.seed, "fidelity-negatives", u64::from(user.user_id));
             asks.extend(test.iter().map(|&item| (u, item, None)));
-            let negs = negatives(&mut rng, &user.consumed, self.dataset.items.len(), most * test.len(), &[]);
+            let negs = unseen_items(&mut rng, &user.consumed, self.dataset.items.len(), most * test.len());
             asks.extend(negs.into_iter().enumerate().map(|(rank, item)| (u, item, Some(rank))));
         }
         let mut picks = Vec::with_capacity(asks.len());

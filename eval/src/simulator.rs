@@ -4,7 +4,7 @@
 //! metrics, would you pick this item (the probability of "Yes").
 
 use simforge_data::chooser::RuleChooser;
-use simforge_data::scenes::{letter, render_history_line, render_item, render_prompt};
+use simforge_data::scenes::{lettered_items, render_history, render_item, render_prompt};
 use simforge_data::tables::{Interaction, Item};
 use simforge_trainer::distill::teacher::ANSWER_CUE;
 
@@ -104,7 +104,7 @@ impl LmSimulator<'_> {
         let history = if persona.history.is_empty() {
             "(not given)".into()
         } else {
-            persona.history.iter().map(|x| render_history_line(&self.items[x.item_id as usize], x)).collect::<Vec<_>>().join("\n")
+            render_history(self.items, &persona.history)
         };
         (profile, history)
     }
@@ -120,7 +120,7 @@ impl Simulator for LmSimulator<'_> {
             .iter()
             .map(|(persona, candidates)| {
                 let (profile, history) = self.sections(persona);
-                let options: Vec<String> = candidates.iter().enumerate().map(|(i, &c)| format!("[{}] {}", letter(i), render_item(&self.items[c as usize]))).collect();
+                let options = lettered_items(self.items, candidates);
                 LetterAsk { system: None, user: render_prompt(&profile, &history, &options), cue: ANSWER_CUE, choices: candidates.len() }
             })
             .collect();
