@@ -38,7 +38,7 @@ impl std::str::FromStr for AgentSpec {
             Ok(TeacherSpec::OpenAi { model, base_url }) => Ok(Self::OpenAi { model, base_url }),
             Ok(other) => Err(format!("{other} cannot play this part; use rule, local:DIR, a model folder or openai:MODEL[@URL]")),
             Err(_) if !s.is_empty() && !s.contains(':') => Ok(Self::Local(s.into())),
-            Err(e) => Err(e),
+            Err(_) => Err(format!("unknown part `{s}`; expected `rule`, a model folder, `local:DIR` or `openai:MODEL[@BASE_URL]`")),
         }
     }
 }
