@@ -3,14 +3,12 @@
 //! model run here or a model behind an OpenAI-compatible endpoint.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use simforge_data::rng::Rng;
 use simforge_trainer::distill::teacher::{option_distributions, TeacherSpec};
 use simforge_trainer::distill::{open_endpoint, DistillConfig};
 use simforge_trainer::inference::{LanguageModel, SamplingOptions};
-use simforge_trainer::openai::client::{Endpoint, Reply};
+use simforge_trainer::openai::client::{each_concurrently, Endpoint, Reply};
 use simforge_trainer::openai::ChatRequest;
 use simforge_trainer::tokenizer::{answer_prompt, Message, Tokenizer};
 
@@ -171,30 +169,7 @@ impl RemoteLlm {
 
     /// `one(i)` for every index, `concurrency` at a time; the first error stops the rest.
     fn each<T: Send>(&self, n: usize, one: impl Fn(usize) -> Result<T> + Sync) -> Result<Vec<T>> {
-        let next = AtomicUsize::new(0);
-        let results: Mutex<Vec<Option<Result<T>>>> = Mutex::new((0..n).map(|_| None).collect());
-        std::thread::scope(|scope| {
-            for _ in 0..self.concurrency.min(n) {
-                scope.spawn(|| loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= n {
-                        break;
-                    }
-                    let r = one(i);
-                    let failed = r.is_err();
-                    results.lock().unwrap_or_else(std::sync::PoisonError::into_inner)[i] = Some(r);
-                    if failed {
-                        next.store(n, Ordering::Relaxed);
-                    }
-                });
-            }
-        });
-        results
-            .into_inner()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(EvalError::Invalid("a request was not sent after an earlier one failed".into()))))
-            .collect()
+        each_concurrently(n, self.concurrency, one)
     }
 }
 

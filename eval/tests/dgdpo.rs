@@ -142,14 +142,8 @@ fn diagnostic_model(dir: &Path, defects_file: &Path, steps: usize) -> PathBuf {
 
 /// `simforge serve`'s server with `model` as "tiny", on a free port; its base URL.
 fn start_server(model: &Path) -> String {
-    let http = std::sync::Arc::new(simforge_trainer::openai::server::bind("127.0.0.1:0").expect("bind"));
-    let addr = http.server_addr().to_ip().expect("ip address");
-    let (model, server) = (model.to_owned(), http.clone());
-    std::thread::spawn(move || {
-        let served = simforge_trainer::openai::server::ServedModel::load(&model, Some("tiny".into()), &device()).expect("load");
-        simforge_trainer::openai::server::serve(&server, &served);
-    });
-    format!("http://{addr}/v1")
+    let served = simforge_trainer::openai::server::ServedModel::load(model, Some("tiny".into()), &device()).expect("load");
+    simforge_trainer::openai::server::spawn(served).expect("serve") + "/v1"
 }
 
 #[test]

@@ -230,14 +230,8 @@ fn proxy_one(mut stream: std::net::TcpStream, fault: Option<Fault>, upstream: &s
 
 /// `simforge serve`'s server with `model` as "tiny", on a free port; its base URL.
 fn start_server(model: &Path) -> String {
-    let http = std::sync::Arc::new(simforge_trainer::openai::server::bind("127.0.0.1:0").expect("bind"));
-    let addr = http.server_addr().to_ip().expect("ip address");
-    let (model, server) = (model.to_owned(), http.clone());
-    std::thread::spawn(move || {
-        let served = simforge_trainer::openai::server::ServedModel::load(&model, Some("tiny".into()), &device()).expect("load");
-        simforge_trainer::openai::server::serve(&server, &served);
-    });
-    format!("http://{addr}")
+    let served = simforge_trainer::openai::server::ServedModel::load(model, Some("tiny".into()), &device()).expect("load");
+    simforge_trainer::openai::server::spawn(served).expect("serve")
 }
 
 fn openai_teacher(base: &str, model: &str, retries: u32, concurrency: usize) -> Box<dyn Teacher> {

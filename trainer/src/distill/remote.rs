@@ -10,8 +10,6 @@
 use std::collections::HashMap;
 use std::io::BufRead;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use simforge_data::rng::Rng;
 use simforge_data::scenes::letter;
@@ -19,7 +17,7 @@ use simforge_data::scenes::letter;
 use super::teacher::{Decision, DecisionScene, Teacher, ANSWER_CUE, DECISION_SYSTEM_PROMPT};
 use crate::error::{Result, TrainerError};
 use crate::inference::SamplingOptions;
-use crate::openai::client::{Endpoint, Reply};
+use crate::openai::client::{each_concurrently, Endpoint, Reply};
 use crate::openai::{letter_distribution, position_after, BatchOutput, BatchRequest, ChatRequest, ChatResponse, TOP_LOGPROBS};
 use crate::tokenizer::Message;
 
@@ -128,32 +126,12 @@ impl Teacher for OpenAiTeacher {
 
     fn decide(&mut self, scenes: &[DecisionScene], samples: usize, seed: u64) -> Result<Vec<Vec<Decision>>> {
         let jobs: Vec<(usize, usize)> = (0..scenes.len()).flat_map(|s| (0..samples).map(move |k| (s, k))).collect();
-        let next = AtomicUsize::new(0);
-        let stop = AtomicBool::new(false);
-        let results: Mutex<Vec<Option<Decision>>> = Mutex::new(vec![None; jobs.len()]);
-        let first_error: Mutex<Option<TrainerError>> = Mutex::new(None);
-        std::thread::scope(|scope| {
-            for _ in 0..self.concurrency.min(jobs.len()) {
-                scope.spawn(|| {
-                    while !stop.load(Ordering::Relaxed) {
-                        let j = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(&(s, k)) = jobs.get(j) else { break };
-                        match self.one(&scenes[s], decision_seed(seed, &scenes[s], k)) {
-                            Ok(d) => results.lock().unwrap_or_else(std::sync::PoisonError::into_inner)[j] = Some(d),
-                            Err(e) => {
-                                stop.store(true, Ordering::Relaxed);
-                                first_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_or_insert(e);
-                            }
-                        }
-                    }
-                });
-            }
-        });
-        if let Some(e) = first_error.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
-            return Err(e);
-        }
-        let mut results = results.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner).into_iter();
-        Ok(scenes.iter().map(|_| (0..samples).map(|_| results.next().flatten().unwrap_or_else(|| Decision::failed("no answer".into()))).collect()).collect())
+        let mut decisions = each_concurrently(jobs.len(), self.concurrency, |j| {
+            let (s, k) = jobs[j];
+            self.one(&scenes[s], decision_seed(seed, &scenes[s], k))
+        })?
+        .into_iter();
+        Ok(scenes.iter().map(|_| decisions.by_ref().take(samples).collect()).collect())
     }
 }
 

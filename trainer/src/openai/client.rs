@@ -2,6 +2,8 @@
 //! timeouts, connection errors, 429 and 5xx; a clear error on any other 4xx; a body that is not
 //! a chat completion comes back as `Reply::Malformed` for the caller to record.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use simforge_data::rng::Rng;
@@ -160,5 +162,59 @@ fn error_message(body: &str) -> String {
     match serde_json::from_str::<ErrorBody>(body) {
         Ok(e) => e.error.message,
         Err(_) => body.chars().take(300).collect(),
+    }
+}
+
+/// `one(i)` for every `i < n`, at most `concurrency` calls in flight, the results in index order.
+/// The first error stops every call not yet started and is returned (an endpoint that refuses
+/// one request will refuse the rest; the caller resumes from what it kept).
+pub fn each_concurrently<T: Send, E: Send>(n: usize, concurrency: usize, one: impl Fn(usize) -> std::result::Result<T, E> + Sync) -> std::result::Result<Vec<T>, E> {
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let results: Mutex<Vec<Option<T>>> = Mutex::new((0..n).map(|_| None).collect());
+    let first_error: Mutex<Option<E>> = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..concurrency.max(1).min(n) {
+            scope.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    match one(i) {
+                        Ok(value) => results.lock().unwrap_or_else(PoisonError::into_inner)[i] = Some(value),
+                        Err(e) => {
+                            stop.store(true, Ordering::Relaxed);
+                            first_error.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(e);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = first_error.into_inner().unwrap_or_else(PoisonError::into_inner) {
+        return Err(e);
+    }
+    // Without an error every call ran and stored its value.
+    Ok(results.into_inner().unwrap_or_else(PoisonError::into_inner).into_iter().flatten().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_calls_keep_index_order_and_stop_at_the_first_error() {
+        let doubled = each_concurrently(50, 4, |i| Ok::<_, String>(i * 2));
+        assert_eq!(doubled, Ok((0..50).map(|i| i * 2).collect()));
+        // One worker: the calls after the failing one are never made.
+        let calls = AtomicUsize::new(0);
+        let failed = each_concurrently(50, 1, |i| {
+            calls.fetch_add(1, Ordering::Relaxed);
+            if i == 10 { Err(format!("call {i}")) } else { Ok(i) }
+        });
+        assert_eq!(failed, Err("call 10".to_owned()));
+        assert_eq!(calls.load(Ordering::Relaxed), 11);
+        assert_eq!(each_concurrently(0, 8, |i| Ok::<_, String>(i)), Ok(Vec::new()));
     }
 }

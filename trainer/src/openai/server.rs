@@ -129,6 +129,15 @@ pub fn bind(addr: &str) -> Result<tiny_http::Server> {
     tiny_http::Server::http(addr).map_err(|e| TrainerError::Invalid(format!("cannot listen on {addr}: {e}")))
 }
 
+/// Serves `model` from a background thread on a free port of 127.0.0.1, for programs and tests
+/// that need a real endpoint beside them; returns its address, `http://127.0.0.1:PORT`.
+pub fn spawn(model: ServedModel) -> Result<String> {
+    let http = bind("127.0.0.1:0")?;
+    let addr = http.server_addr().to_ip().ok_or_else(|| TrainerError::Invalid("the bound server has no IP address".into()))?;
+    std::thread::spawn(move || serve(&http, &model));
+    Ok(format!("http://{addr}"))
+}
+
 /// Answers requests until the server is unblocked (`tiny_http::Server::unblock`).
 pub fn serve(http: &tiny_http::Server, model: &ServedModel) {
     let mut served = 0u64;
