@@ -166,11 +166,6 @@ impl RemoteLlm {
     fn request(&self, system: &Option<String>, user: &str) -> ChatRequest {
         ChatRequest { model: self.model.clone(), messages: messages(system, user), temperature: Some(0.0), seed: Some(0), ..ChatRequest::default() }
     }
-
-    /// `one(i)` for every index, `concurrency` at a time; the first error stops the rest.
-    fn each<T: Send>(&self, n: usize, one: impl Fn(usize) -> Result<T> + Sync) -> Result<Vec<T>> {
-        each_concurrently(n, self.concurrency, one)
-    }
 }
 
 impl Llm for RemoteLlm {
@@ -179,7 +174,7 @@ impl Llm for RemoteLlm {
     }
 
     fn letters(&mut self, asks: &[LetterAsk]) -> Result<Vec<Vec<f32>>> {
-        self.each(asks.len(), |i| {
+        each_concurrently(asks.len(), self.concurrency, |i| {
             let ask = &asks[i];
             let mut jitter = Rng::stream(0, "backoff", i as u64);
             self.endpoint
@@ -189,7 +184,7 @@ impl Llm for RemoteLlm {
     }
 
     fn write(&mut self, asks: &[WriteAsk]) -> Result<Vec<String>> {
-        self.each(asks.len(), |i| {
+        each_concurrently(asks.len(), self.concurrency, |i| {
             let ask = &asks[i];
             let mut request = self.request(&ask.system, &ask.user);
             request.max_tokens = Some(ask.max_new_tokens);

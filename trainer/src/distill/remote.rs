@@ -125,10 +125,10 @@ impl Teacher for OpenAiTeacher {
     }
 
     fn decide(&mut self, scenes: &[DecisionScene], samples: usize, seed: u64) -> Result<Vec<Vec<Decision>>> {
-        let jobs: Vec<(usize, usize)> = (0..scenes.len()).flat_map(|s| (0..samples).map(move |k| (s, k))).collect();
-        let mut decisions = each_concurrently(jobs.len(), self.concurrency, |j| {
-            let (s, k) = jobs[j];
-            self.one(&scenes[s], decision_seed(seed, &scenes[s], k))
+        // Call j is sample j % samples of scene j / samples.
+        let mut decisions = each_concurrently(scenes.len() * samples, self.concurrency, |j| {
+            let scene = &scenes[j / samples];
+            self.one(scene, decision_seed(seed, scene, j % samples))
         })?
         .into_iter();
         Ok(scenes.iter().map(|_| decisions.by_ref().take(samples).collect()).collect())
