@@ -1,8 +1,7 @@
-//! The `simforge` binary: argument parsing and dispatch. Every command lives in a library
-//! crate; this file and `cli/` only wire flags and recipes to them.
+//! The `simforge` binary: argument parsing and dispatch. Every command lives in a library;
+//! this file and `cli/` only wire flags and recipes to them.
 
 mod cli;
-mod recipe;
 
 use std::process::ExitCode;
 
@@ -13,15 +12,13 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SIMFORGE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SIMFORGE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")))
         .init();
     let peak_report = args.peak_memory_report.clone();
     let result = cli::dispatch(args);
     if let Some(path) = peak_report {
         // Benchmarks read the peak resident memory of the command they ran.
-        if let Some(kb) = cli::bench::peak_rss_kb() {
+        if let Some(kb) = simforge::bench::peak_rss_kb() {
             let _ = std::fs::write(path, kb.to_string());
         }
     }

@@ -124,7 +124,11 @@ fn tree_digest(dir: &Path) -> Vec<(String, String)> {
                 // Everything but wall-clock times and throughput must repeat.
                 let rel = path.strip_prefix(dir).expect("prefix").display().to_string();
                 let text = std::fs::read_to_string(&path).expect("metrics");
-                let records: Vec<Value> = if !path.ends_with("metrics.jsonl") { vec![serde_json::from_str(&text).expect("json")] } else { text.lines().map(|l| serde_json::from_str(l).expect("metric")).collect() };
+                let records: Vec<Value> = if !path.ends_with("metrics.jsonl") {
+                    vec![serde_json::from_str(&text).expect("json")]
+                } else {
+                    text.lines().map(|l| serde_json::from_str(l).expect("metric")).collect()
+                };
                 let lines: Vec<String> = records
                     .into_iter()
                     .map(|mut m| {
@@ -158,10 +162,8 @@ fn quickstart_runs_resumes_and_is_deterministic() {
     let first = ok_json(&["run", s(&recipe), "--out", s(a.path())]);
     for stage in ["prep", "scenes", "split", "profiles", "defects", "corpus"] {
         assert!(first["stages"][stage]["seconds"].is_number(), "{stage} should have run: {first}");
-        let manifest: Value = serde_json::from_str(
-            &std::fs::read_to_string(a.path().join("quickstart").join(stage).join("manifest.json")).expect("manifest"),
-        )
-        .expect("json");
+        let manifest: Value =
+            serde_json::from_str(&std::fs::read_to_string(a.path().join("quickstart").join(stage).join("manifest.json")).expect("manifest")).expect("json");
         assert_eq!(manifest["outcome"], "complete");
         assert!(manifest["outputs"].as_array().is_some_and(|o| !o.is_empty()));
     }
@@ -204,7 +206,18 @@ fn quickstart_runs_resumes_and_is_deterministic() {
     }
     // The student's alignment accuracy on the held-out scenes, with the keys the report promises.
     let out = reports.path().join("alignment");
-    ok_json(&["eval", "alignment", "--scenes", s(&run.join("scenes/scenes.parquet")), "--simulator", s(&run.join("sft/model")), "--max-scenes", "40", "--out", s(&out)]);
+    ok_json(&[
+        "eval",
+        "alignment",
+        "--scenes",
+        s(&run.join("scenes/scenes.parquet")),
+        "--simulator",
+        s(&run.join("sft/model")),
+        "--max-scenes",
+        "40",
+        "--out",
+        s(&out),
+    ]);
     let report: Value = serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).expect("report")).expect("json");
     for part in [&report["overall"], &report["datasets"]["synthetic"]] {
         assert_eq!(part["scenes"], 40, "{report}");
@@ -218,12 +231,20 @@ fn quickstart_runs_resumes_and_is_deterministic() {
     let selection: Value = serde_json::from_str(&std::fs::read_to_string(run.join("distill/selection.json")).expect("selection")).expect("json");
     let count = |k: &str| selection[k].as_u64().unwrap_or_else(|| panic!("{k} in {selection}"));
     assert_eq!(count("scenes_in"), 48);
-    assert!(count("scenes_in") >= count("after_noise_filter") && count("after_noise_filter") >= count("with_pairs") && count("with_pairs") >= count("selected"));
+    assert!(
+        count("scenes_in") >= count("after_noise_filter") && count("after_noise_filter") >= count("with_pairs") && count("with_pairs") >= count("selected")
+    );
     assert!(count("selected") > 0 && count("selected") <= 32, "{selection}");
-    for (file, rows) in [("decisions.parquet", 2 * 48 * 3), ("uncertainty.parquet", 2 * 48), ("sft.parquet", count("selected") as usize), ("dpo.parquet", count("selected") as usize)] {
+    for (file, rows) in [
+        ("decisions.parquet", 2 * 48 * 3),
+        ("uncertainty.parquet", 2 * 48),
+        ("sft.parquet", count("selected") as usize),
+        ("dpo.parquet", count("selected") as usize),
+    ] {
         assert_eq!(simforge_data::parquet_io::Table::read(&run.join("distill").join(file)).expect(file).rows(), rows, "{file}");
     }
-    let dpo_first: Value = serde_json::from_str(std::fs::read_to_string(run.join("dpo/metrics.jsonl")).expect("dpo metrics").lines().next().expect("a step")).expect("json");
+    let dpo_first: Value =
+        serde_json::from_str(std::fs::read_to_string(run.join("dpo/metrics.jsonl")).expect("dpo metrics").lines().next().expect("a step")).expect("json");
     assert!((dpo_first["loss"].as_f64().expect("loss") - std::f64::consts::LN_2).abs() < 1e-3, "{dpo_first}");
     assert!(run.join("dpo/model/model.safetensors").is_file());
     // Alignment of every simulator; the oracle knows the truth and must beat chance clearly.
@@ -245,7 +266,8 @@ fn quickstart_runs_resumes_and_is_deterministic() {
                 assert!(report["per_class"][class][key].as_f64().is_some_and(|v| (0.0..=1.0).contains(&v)), "{class} {key}: {report}");
             }
         }
-        let confusion: u64 = report["confusion"].as_array().expect("3 rows").iter().flat_map(|r| r.as_array().expect("3 columns")).map(|v| v.as_u64().expect("count")).sum();
+        let confusion: u64 =
+            report["confusion"].as_array().expect("3 rows").iter().flat_map(|r| r.as_array().expect("3 columns")).map(|v| v.as_u64().expect("count")).sum();
         assert_eq!(confusion, samples, "{report}");
     }
     let dgdpo: Value = serde_json::from_str(&std::fs::read_to_string(run.join("dgdpo/report.json")).expect("dgdpo")).expect("json");
@@ -408,6 +430,23 @@ fn bad_input_gets_a_message_not_a_panic() {
     std::fs::write(&recipe, "[run]\nname = \"t\"\n[prep]\nformat = \"synthetic\"\n[scenes]\ntrian = 3\n").expect("write");
     let out = simforge(&["run", s(&recipe)]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("trian"));
+
+    // Overrides are checked like the file, and the whole recipe is planned before a stage runs:
+    // a bad key, value or device leaves no run folder behind.
+    let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/quickstart.toml");
+    let runs = dir.path().join("runs");
+    for (set, needle) in [("scenes.trian=3", "trian"), ("run.device=tpu", "tpu"), ("sft.lr=fast", "lr"), ("sft", "section.key=value"), ("dgdpo.endpoint.retries=-1", "retries")] {
+        let out = simforge(&["run", s(&quickstart), "--out", s(&runs), "--set", set]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "--set {set}: {stderr}");
+        assert!(stderr.contains(needle) && !stderr.contains("panicked"), "--set {set}: {stderr}");
+        assert!(!runs.exists(), "--set {set} started the run");
+    }
+    // A failing stage is named, with its cause.
+    std::fs::write(&recipe, "[run]\nname = \"t\"\n[prep]\ninput = \"no-such-folder\"\n").expect("write");
+    let out = simforge(&["run", s(&recipe), "--out", s(&runs)]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("stage prep") && stderr.contains("no-such-folder"), "{stderr}");
 }
 
 #[test]
@@ -480,7 +519,11 @@ fn lm_generate_and_score_read_and_write_jsonl() {
     let model = model_with_tokenizer("qwen3-gqa");
     let dir = tempfile::tempdir().expect("tempdir");
     let input = dir.path().join("in.jsonl");
-    std::fs::write(&input, "{\"ids\": [1, 2, 3], \"options\": 4}\n{\"prompt\": \"A B Behavior : [\", \"options\": 3}\n\n{\"ids\": [5, 6], \"continuations\": [\"A B\", \"C\"]}\n").expect("input");
+    std::fs::write(
+        &input,
+        "{\"ids\": [1, 2, 3], \"options\": 4}\n{\"prompt\": \"A B Behavior : [\", \"options\": 3}\n\n{\"ids\": [5, 6], \"continuations\": [\"A B\", \"C\"]}\n",
+    )
+    .expect("input");
     let scores = dir.path().join("scores.jsonl");
     let out = simforge(&["lm", "score", "--model", s(model.path()), "--input", s(&input), "--out", s(&scores), "--batch-size", "2"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -499,8 +542,24 @@ fn lm_generate_and_score_read_and_write_jsonl() {
     std::fs::write(&input, "{\"ids\": [1, 2, 3]}\n{\"prompt\": \"A B C\"}\n").expect("input");
     let run = |out: &Path| {
         let o = simforge(&[
-            "lm", "generate", "--model", s(model.path()), "--input", s(&input), "--out", s(out),
-            "--max-new-tokens", "5", "--temperature", "1", "--top-p", "0.9", "--samples", "2", "--seed", "3",
+            "lm",
+            "generate",
+            "--model",
+            s(model.path()),
+            "--input",
+            s(&input),
+            "--out",
+            s(out),
+            "--max-new-tokens",
+            "5",
+            "--temperature",
+            "1",
+            "--top-p",
+            "0.9",
+            "--samples",
+            "2",
+            "--seed",
+            "3",
         ]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         read_jsonl(out)
@@ -600,7 +659,12 @@ fn hub_ids_download_into_the_hf_cache_and_load_offline() {
 /// One HTTP/1.1 exchange over a fresh connection: the status and the body.
 fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, Value) {
     let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).expect("send");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("receive");
     let (head, body) = response.split_once("\r\n\r\n").expect("a head and a body");
@@ -644,7 +708,8 @@ fn serve_answers_openai_chat_completions_with_logprobs() {
     assert_eq!(http(&addr, "POST", "/v1/chat/completions", &request.to_string()).1["choices"], chat["choices"]);
     let (status, error) = http(&addr, "POST", "/v1/chat/completions", "{\"model\": \"sim\", \"messages\": [");
     assert!(status == 400 && error["error"]["message"].as_str().is_some_and(|m| m.contains("not a chat-completions request")), "{error}");
-    let (status, error) = http(&addr, "POST", "/v1/chat/completions", &serde_json::json!({"model": "other", "messages": [{"role": "user", "content": "A"}]}).to_string());
+    let (status, error) =
+        http(&addr, "POST", "/v1/chat/completions", &serde_json::json!({"model": "other", "messages": [{"role": "user", "content": "A"}]}).to_string());
     assert_eq!(status, 404, "{error}");
     child.kill().expect("stop serve");
     child.wait().expect("wait");

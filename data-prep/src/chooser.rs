@@ -18,10 +18,7 @@ impl RuleChooser {
     }
 
     pub fn score(&self, item: &Item) -> i32 {
-        item.categories
-            .iter()
-            .map(|c| i32::from(self.likes.contains(c)) - i32::from(self.dislikes.contains(c)))
-            .sum()
+        item.categories.iter().map(|c| i32::from(self.likes.contains(c)) - i32::from(self.dislikes.contains(c))).sum()
     }
 
     /// The index of the best item; ties go to the more popular item, then the earlier one.

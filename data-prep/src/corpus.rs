@@ -16,11 +16,10 @@ use crate::tables::{Dataset, TimeKind};
 pub const CORPUS_FILE: &str = "corpus.parquet";
 
 /// `simforge corpus` options (a recipe's `[corpus]`).
-#[derive(Debug, Clone, Serialize, Deserialize, clap::Args, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct CorpusConfig {
     /// Interactions per document; longer histories continue in further documents.
-    #[arg(long, default_value_t = 40)]
     pub events_per_doc: usize,
 }
 

@@ -18,7 +18,7 @@ use crate::profile::Profile;
 use crate::profiles::{read_profiles, ProfileContext, ProfilesConfig};
 use crate::rng::Rng;
 use crate::scenes::unseen_items;
-use crate::tables::{Dataset, Interaction, Item};
+use crate::tables::{Dataset, Interaction, Item, Split};
 
 pub const DEFECTS_FILE: &str = "defects.parquet";
 
@@ -60,23 +60,18 @@ impl DefectKind {
 }
 
 /// `simforge defects` options (a recipe's `[defects]`).
-#[derive(Debug, Clone, Serialize, Deserialize, clap::Args, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DefectsConfig {
     /// Samples per class (the classes are kept balanced: fewer if the data allows fewer).
-    #[arg(long, default_value_t = 200)]
     pub per_class: usize,
     /// Candidate items shown in a case (≥ 2).
-    #[arg(long, default_value_t = 5)]
     pub candidates: usize,
     /// Share of users whose samples form the held-out evaluation split.
-    #[arg(long, default_value_t = 0.2)]
     pub eval_frac: f64,
     /// History items quoted in a case.
-    #[arg(long, default_value_t = 5)]
     pub recent: usize,
     /// Seed for every random choice.
-    #[arg(long)]
     pub seed: Option<u64>,
 }
 
@@ -90,7 +85,7 @@ impl Default for DefectsConfig {
 #[derive(Debug, Clone)]
 pub struct DefectSample {
     pub user_id: u32,
-    pub split: &'static str,
+    pub split: Split,
     pub label: DefectKind,
     pub profile: String,
     pub good_profile: String,
@@ -147,9 +142,7 @@ fn find_case(
     edited: &[String],
     config: &DefectsConfig,
 ) -> Option<(usize, Vec<u32>, usize, usize)> {
-    let relevant: Vec<usize> = (0..history.len())
-        .filter(|&i| items[history[i].item_id as usize].categories.iter().any(|c| edited.contains(c)))
-        .collect();
+    let relevant: Vec<usize> = (0..history.len()).filter(|&i| items[history[i].item_id as usize].categories.iter().any(|c| edited.contains(c))).collect();
     if relevant.is_empty() {
         return None;
     }
@@ -199,7 +192,7 @@ pub fn defects(data_dir: &Path, profiles_dir: &Path, out: &Path, config: &Defect
             };
             let mut consumed: Vec<u32> = history.iter().map(|x| x.item_id).collect();
             consumed.sort_unstable();
-            let split = if Rng::stream(seed, "defect-split", u64::from(u)).f64() < config.eval_frac { "eval" } else { "train" };
+            let split = if Rng::stream(seed, "defect-split", u64::from(u)).f64() < config.eval_frac { Split::Eval } else { Split::Train };
             let good_chooser = RuleChooser { likes: good.likes.clone(), dislikes: good.dislikes.clone() };
             let mut out = Vec::new();
             for _ in 0..rounds {
@@ -253,12 +246,12 @@ pub fn defects(data_dir: &Path, profiles_dir: &Path, out: &Path, config: &Defect
         class.truncate(per_class);
         samples.extend(class);
     }
-    samples.sort_by_key(|s| (s.split != "train", s.user_id));
+    samples.sort_by_key(|s| (s.split, s.user_id));
     write_defects(&out.join(DEFECTS_FILE), &samples)?;
     let stats = DefectsStats {
         per_class,
-        train: samples.iter().filter(|s| s.split == "train").count(),
-        eval: samples.iter().filter(|s| s.split == "eval").count(),
+        train: samples.iter().filter(|s| s.split == Split::Train).count(),
+        eval: samples.iter().filter(|s| s.split == Split::Eval).count(),
         users: users.len(),
         available,
     };
@@ -272,7 +265,7 @@ fn write_defects(path: &Path, samples: &[DefectSample]) -> Result<()> {
         vec![
             ("sample_id", pq::u32_col(0..samples.len() as u32)),
             ("user_id", pq::u32_col(samples.iter().map(|s| s.user_id))),
-            ("split", pq::str_col(samples.iter().map(|s| s.split))),
+            ("split", pq::str_col(samples.iter().map(|s| s.split.name()))),
             ("label", pq::str_col(samples.iter().map(|s| s.label.name()))),
             ("profile", pq::str_col(samples.iter().map(|s| &s.profile))),
             ("good_profile", pq::str_col(samples.iter().map(|s| &s.good_profile))),

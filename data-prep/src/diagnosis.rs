@@ -93,11 +93,7 @@ pub fn write_diagnostic_records(defects: &Path, out: &Path) -> Result<usize> {
     }
     pq::write(
         out,
-        vec![
-            ("prompt", pq::str_col(cases.iter().map(|c| diagnosis_prompt(c)))),
-            ("response", pq::str_col(&answers)),
-            ("split", pq::str_col(&splits)),
-        ],
+        vec![("prompt", pq::str_col(cases.iter().map(|c| diagnosis_prompt(c)))), ("response", pq::str_col(&answers)), ("split", pq::str_col(&splits))],
     )?;
     Ok(answers.len())
 }

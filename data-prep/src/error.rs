@@ -12,23 +12,13 @@ pub enum DataError {
         source: std::io::Error,
     },
     #[error("{path}:{line}: expected {expected}, found {found:?}")]
-    Parse {
-        path: PathBuf,
-        line: u64,
-        expected: String,
-        found: String,
-    },
+    Parse { path: PathBuf, line: u64, expected: String, found: String },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
     #[error("{path}: missing required column `{column}`")]
     MissingColumn { path: PathBuf, column: String },
     #[error("{path}:{line}: duplicate id {id:?} (first seen on line {first_line})")]
-    DuplicateId {
-        path: PathBuf,
-        line: u64,
-        first_line: u64,
-        id: String,
-    },
+    DuplicateId { path: PathBuf, line: u64, first_line: u64, id: String },
     #[error("{path}: the file is empty")]
     Empty { path: PathBuf },
     #[error("{path}: parquet: {source}")]

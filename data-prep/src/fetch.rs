@@ -101,10 +101,7 @@ pub fn fetch(name: &str, out: &Path, options: &FetchOptions) -> Result<FetchRepo
         Some(e) if *e != sha256 => {
             let bad = target.with_extension("corrupt");
             let _ = fs::rename(&target, &bad);
-            return Err(DataError::invalid(
-                &target,
-                format!("sha256 mismatch: expected {e}, got {sha256}; the file was moved to {}", bad.display()),
-            ));
+            return Err(DataError::invalid(&target, format!("sha256 mismatch: expected {e}, got {sha256}; the file was moved to {}", bad.display())));
         }
         Some(_) => true,
         None => {
@@ -123,28 +120,37 @@ pub fn download(url: &str, target: &Path, progress: bool) -> Result<u64> {
     download_with(url, target, progress, None)
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_connect(Some(Duration::from_secs(30)))
-        .timeout_recv_body(Some(Duration::from_secs(120)))
-        .http_status_as_error(false)
+/// One blocking client for every download. The blocking client's timeout bounds each
+/// operation (connecting, one read of the body), not the whole transfer, so a large archive
+/// may take minutes while a stalled connection fails.
+fn client() -> Result<reqwest::blocking::Client> {
+    reqwest::blocking::Client::builder()
+        .connect_timeout(Duration::from_secs(30))
+        .timeout(Duration::from_secs(120))
         .build()
-        .into()
+        .map_err(|e| DataError::Http { url: String::new(), message: format!("cannot build an HTTP client: {e}") })
+}
+
+fn get(url: &str, bearer: Option<&str>, range_from: u64) -> Result<reqwest::blocking::Response> {
+    let mut request = client()?.get(url);
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    if range_from > 0 {
+        request = request.header(reqwest::header::RANGE, format!("bytes={range_from}-"));
+    }
+    request.send().map_err(|e| DataError::Http { url: url.into(), message: e.to_string() })
 }
 
 /// The body of a small GET (an API answer), with an optional bearer token.
 pub fn get_bytes(url: &str, bearer: Option<&str>) -> Result<Vec<u8>> {
     let http = |message: String| DataError::Http { url: url.into(), message };
-    let mut request = agent().get(url);
-    if let Some(token) = bearer {
-        request = request.header("Authorization", format!("Bearer {token}"));
-    }
-    let mut response = request.call().map_err(|e| http(e.to_string()))?;
+    let response = get(url, bearer, 0)?;
     let status = response.status().as_u16();
     if status != 200 {
         return Err(http(format!("HTTP status {status}")));
     }
-    response.body_mut().read_to_vec().map_err(|e| http(e.to_string()))
+    Ok(response.bytes().map_err(|e| http(e.to_string()))?.to_vec())
 }
 
 /// [`download`] with an optional bearer token (private or gated files).
@@ -152,14 +158,7 @@ pub fn download_with(url: &str, target: &Path, progress: bool, bearer: Option<&s
     let part = target.with_extension(format!("{}.part", target.extension().map(|e| e.to_string_lossy()).unwrap_or_default()));
     let have = fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
     let http = |message: String| DataError::Http { url: url.into(), message };
-    let mut request = agent().get(url);
-    if let Some(token) = bearer {
-        request = request.header("Authorization", format!("Bearer {token}"));
-    }
-    if have > 0 {
-        request = request.header("Range", format!("bytes={have}-"));
-    }
-    let mut response = request.call().map_err(|e| http(e.to_string()))?;
+    let mut response = get(url, bearer, have)?;
     let status = response.status().as_u16();
     let resumed = match status {
         206 => have,
@@ -180,7 +179,7 @@ pub fn download_with(url: &str, target: &Path, progress: bool, bearer: Option<&s
     );
     bar.set_message(target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
     bar.set_position(resumed);
-    let mut reader = response.body_mut().as_reader();
+    let reader = &mut response;
     let mut buf = vec![0u8; 1 << 16];
     let mut received = 0u64;
     loop {

@@ -50,12 +50,7 @@ pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
 
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text = fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| DataError::Parse {
-        path: path.into(),
-        line: e.line() as u64,
-        expected: "valid JSON".into(),
-        found: e.to_string(),
-    })
+    serde_json::from_str(&text).map_err(|e| DataError::Parse { path: path.into(), line: e.line() as u64, expected: "valid JSON".into(), found: e.to_string() })
 }
 
 pub fn sha256_file(path: &Path) -> Result<String> {

@@ -46,10 +46,7 @@ pub fn digest(paths: &[PathBuf]) -> Result<Vec<FileDigest>> {
         collect(p, &mut files)?;
     }
     files.sort();
-    files
-        .into_iter()
-        .map(|f| Ok(FileDigest { sha256: sha256_file(&f)?, path: f.display().to_string() }))
-        .collect()
+    files.into_iter().map(|f| Ok(FileDigest { sha256: sha256_file(&f)?, path: f.display().to_string() })).collect()
 }
 
 fn collect(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
@@ -81,42 +78,43 @@ fn digest_outputs(dir: &Path) -> Result<Vec<FileDigest>> {
 
 /// Runs `work` into a fresh temporary folder and moves it to `stage_dir` with its manifest,
 /// unless `stage_dir` already holds a complete run of the same config on the same inputs.
-pub fn run_stage(
+/// `work` fails with its own error type, which keeps its cause.
+pub fn run_stage<E: From<DataError>>(
     stage_dir: &Path,
     stage: &str,
     config: &impl Serialize,
     inputs: &[PathBuf],
     code_version: &str,
-    work: impl FnOnce(&Path) -> Result<()>,
-) -> Result<StageOutcome> {
+    work: impl FnOnce(&Path) -> Result<(), E>,
+) -> Result<StageOutcome, E> {
     run_stage_with(stage_dir, stage, config, inputs, code_version, false, work)
 }
 
 /// As [`run_stage`], but a temporary folder left by a stopped run of the same config on the
 /// same inputs is kept, so `work` can continue from what it holds (training checkpoints).
-pub fn run_resumable_stage(
+pub fn run_resumable_stage<E: From<DataError>>(
     stage_dir: &Path,
     stage: &str,
     config: &impl Serialize,
     inputs: &[PathBuf],
     code_version: &str,
-    work: impl FnOnce(&Path) -> Result<()>,
-) -> Result<StageOutcome> {
+    work: impl FnOnce(&Path) -> Result<(), E>,
+) -> Result<StageOutcome, E> {
     run_stage_with(stage_dir, stage, config, inputs, code_version, true, work)
 }
 
 /// What a kept temporary folder was started with.
 const PARTIAL_KEY: &str = "partial.json";
 
-fn run_stage_with(
+fn run_stage_with<E: From<DataError>>(
     stage_dir: &Path,
     stage: &str,
     config: &impl Serialize,
     inputs: &[PathBuf],
     code_version: &str,
     resumable: bool,
-    work: impl FnOnce(&Path) -> Result<()>,
-) -> Result<StageOutcome> {
+    work: impl FnOnce(&Path) -> Result<(), E>,
+) -> Result<StageOutcome, E> {
     let config = serde_json::to_value(config).map_err(|e| DataError::config(stage, e.to_string()))?;
     let inputs = digest(inputs)?;
     let manifest_path = stage_dir.join(MANIFEST_FILE);

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, BooleanArray, Float32Array, Float32Builder, Float64Array, Int64Array, ListArray, ListBuilder,
-    RecordBatch, StringArray, StringBuilder, UInt32Array, UInt32Builder,
+    Array, BooleanArray, Float32Array, Float32Builder, Float64Array, Int64Array, ListArray, ListBuilder, RecordBatch, StringArray, StringBuilder, UInt32Array,
+    UInt32Builder,
 };
 use arrow::datatypes::{DataType, Field, Schema};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -22,19 +22,16 @@ pub use arrow::array::ArrayRef;
 
 /// Writes `columns` as one Parquet file, atomically.
 pub fn write(path: &Path, columns: Vec<(&str, ArrayRef)>) -> Result<()> {
-    let fields: Vec<Field> = columns
-        .iter()
-        .map(|(name, array)| Field::new(*name, array.data_type().clone(), array.null_count() > 0 || is_nullable_hint(name)))
-        .collect();
+    let fields: Vec<Field> =
+        columns.iter().map(|(name, array)| Field::new(*name, array.data_type().clone(), array.null_count() > 0 || is_nullable_hint(name))).collect();
     let schema = Arc::new(Schema::new(fields));
-    let batch = RecordBatch::try_new(schema.clone(), columns.into_iter().map(|(_, a)| a).collect())
-        .map_err(|source| DataError::Arrow { path: path.into(), source })?;
+    let batch =
+        RecordBatch::try_new(schema.clone(), columns.into_iter().map(|(_, a)| a).collect()).map_err(|source| DataError::Arrow { path: path.into(), source })?;
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(|source| DataError::Parquet { path: path.into(), source })?))
         .build();
     atomic_write_with(path, |file| {
-        let mut writer = ArrowWriter::try_new(file, schema, Some(props))
-            .map_err(|source| DataError::Parquet { path: path.into(), source })?;
+        let mut writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(|source| DataError::Parquet { path: path.into(), source })?;
         writer.write(&batch).map_err(|source| DataError::Parquet { path: path.into(), source })?;
         writer.close().map_err(|source| DataError::Parquet { path: path.into(), source })?;
         Ok(())
@@ -44,10 +41,7 @@ pub fn write(path: &Path, columns: Vec<(&str, ArrayRef)>) -> Result<()> {
 /// Columns that may hold nulls keep a nullable schema even when a file happens to have none,
 /// so every file of one table has the same schema.
 fn is_nullable_hint(name: &str) -> bool {
-    matches!(
-        name,
-        "year" | "description" | "rating" | "review" | "age" | "gender" | "occupation" | "location" | "ground_truth"
-    )
+    matches!(name, "year" | "description" | "rating" | "review" | "age" | "gender" | "occupation" | "location" | "ground_truth")
 }
 
 /// A whole Parquet file read into memory, with typed access to its columns by name.
@@ -59,18 +53,11 @@ pub struct Table {
 impl Table {
     pub fn read(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|e| DataError::io(path, e))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(|source| DataError::Parquet { path: path.into(), source })?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| DataError::Parquet { path: path.into(), source })?;
         let schema = builder.schema().clone();
-        let reader = builder
-            .with_batch_size(1 << 16)
-            .build()
-            .map_err(|source| DataError::Parquet { path: path.into(), source })?;
-        let batches = reader
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|source| DataError::Arrow { path: path.into(), source })?;
-        let batch = arrow::compute::concat_batches(&schema, &batches)
-            .map_err(|source| DataError::Arrow { path: path.into(), source })?;
+        let reader = builder.with_batch_size(1 << 16).build().map_err(|source| DataError::Parquet { path: path.into(), source })?;
+        let batches = reader.collect::<Result<Vec<_>, _>>().map_err(|source| DataError::Arrow { path: path.into(), source })?;
+        let batch = arrow::compute::concat_batches(&schema, &batches).map_err(|source| DataError::Arrow { path: path.into(), source })?;
         Ok(Self { path: path.into(), batch })
     }
 
@@ -79,13 +66,11 @@ impl Table {
     }
 
     fn column<T: 'static>(&self, name: &str, expected: &str) -> Result<&T> {
-        let column = self.batch.column_by_name(name).ok_or_else(|| DataError::MissingColumn {
-            path: self.path.clone(),
-            column: name.into(),
-        })?;
-        column.as_any().downcast_ref::<T>().ok_or_else(|| {
-            DataError::invalid(&self.path, format!("column `{name}` should be {expected}, found {}", column.data_type()))
-        })
+        let column = self.batch.column_by_name(name).ok_or_else(|| DataError::MissingColumn { path: self.path.clone(), column: name.into() })?;
+        column
+            .as_any()
+            .downcast_ref::<T>()
+            .ok_or_else(|| DataError::invalid(&self.path, format!("column `{name}` should be {expected}, found {}", column.data_type())))
     }
 
     pub fn u32s(&self, name: &str) -> Result<Vec<u32>> {
@@ -125,9 +110,10 @@ impl Table {
         (0..list.len())
             .map(|i| {
                 let values = list.value(i);
-                let strings = values.as_any().downcast_ref::<StringArray>().ok_or_else(|| {
-                    DataError::invalid(&self.path, format!("column `{name}` should hold utf8 values"))
-                })?;
+                let strings = values
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .ok_or_else(|| DataError::invalid(&self.path, format!("column `{name}` should hold utf8 values")))?;
                 Ok(strings.iter().map(|s| s.unwrap_or_default().to_owned()).collect())
             })
             .collect()
@@ -138,9 +124,10 @@ impl Table {
         (0..list.len())
             .map(|i| {
                 let values = list.value(i);
-                let floats = values.as_any().downcast_ref::<Float32Array>().ok_or_else(|| {
-                    DataError::invalid(&self.path, format!("column `{name}` should hold f32 values"))
-                })?;
+                let floats = values
+                    .as_any()
+                    .downcast_ref::<Float32Array>()
+                    .ok_or_else(|| DataError::invalid(&self.path, format!("column `{name}` should hold f32 values")))?;
                 Ok(floats.values().to_vec())
             })
             .collect()
@@ -151,9 +138,10 @@ impl Table {
         (0..list.len())
             .map(|i| {
                 let values = list.value(i);
-                let ids = values.as_any().downcast_ref::<UInt32Array>().ok_or_else(|| {
-                    DataError::invalid(&self.path, format!("column `{name}` should hold u32 values"))
-                })?;
+                let ids = values
+                    .as_any()
+                    .downcast_ref::<UInt32Array>()
+                    .ok_or_else(|| DataError::invalid(&self.path, format!("column `{name}` should hold u32 values")))?;
                 Ok(ids.values().to_vec())
             })
             .collect()

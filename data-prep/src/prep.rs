@@ -17,32 +17,25 @@ use crate::tables::{Dataset, Interaction, Stats};
 pub const TRUTH_FILE: &str = "truth.parquet";
 
 /// How to read and filter a source. Used as `simforge prep` flags and as a recipe's `[prep]`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, clap::Args, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PrepConfig {
     /// Source format; detected from the files when omitted.
-    #[arg(long, value_enum)]
     pub format: Option<Format>,
     /// Dataset file or folder. For `synthetic`, an optional TOML file of world parameters.
-    #[arg(long)]
     pub input: Option<PathBuf>,
     /// Keep only users with at least N interactions (applied with the item filter until stable).
-    #[arg(long, default_value_t = 0)]
     #[serde(default)]
     pub min_user_interactions: u32,
     /// Keep only items with at least N interactions.
-    #[arg(long, default_value_t = 0)]
     #[serde(default)]
     pub min_item_interactions: u32,
     /// Skip malformed lines, counting them in `stats.json`, instead of stopping at the first.
-    #[arg(long)]
     #[serde(default)]
     pub skip_invalid: bool,
     /// Seed of the synthetic world (other formats use none).
-    #[arg(long)]
     pub seed: Option<u64>,
     /// Synthetic world parameters written inline in a recipe (instead of `input`).
-    #[arg(skip)]
     pub world: Option<WorldConfig>,
 }
 

@@ -19,14 +19,12 @@ use crate::tables::{Dataset, Interaction, Item, User};
 pub const PROFILES_FILE: &str = "profiles.parquet";
 
 /// `simforge profiles` options (a recipe's `[profiles]`).
-#[derive(Debug, Clone, Serialize, Deserialize, clap::Args, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProfilesConfig {
     /// Most liked categories stated in a profile.
-    #[arg(long, default_value_t = 3)]
     pub max_likes: usize,
     /// Most disliked categories stated in a profile.
-    #[arg(long, default_value_t = 2)]
     pub max_dislikes: usize,
 }
 
@@ -194,13 +192,11 @@ pub fn profiles(data_dir: &Path, split_dir: &Path, out: &Path, config: &Profiles
         .into_par_iter()
         .filter_map(|u| {
             let parts = split.get(u)?.as_ref()?;
-            let initial: Vec<Interaction> =
-                by_user[u].iter().zip(parts).filter(|(_, p)| **p == Part::Initial).map(|(x, _)| x.clone()).collect();
+            let initial: Vec<Interaction> = by_user[u].iter().zip(parts).filter(|(_, p)| **p == Part::Initial).map(|(x, _)| x.clone()).collect();
             (!initial.is_empty()).then(|| (u as u32, context.build(&dataset.users[u], &initial)))
         })
         .collect();
-    let ground_truth: Vec<Option<String>> =
-        rows.iter().map(|(u, _)| truth.as_ref().and_then(|t| t.get(*u as usize)).map(Profile::render)).collect();
+    let ground_truth: Vec<Option<String>> = rows.iter().map(|(u, _)| truth.as_ref().and_then(|t| t.get(*u as usize)).map(Profile::render)).collect();
     pq::write(
         &out.join(PROFILES_FILE),
         vec![

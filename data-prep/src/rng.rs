@@ -92,6 +92,11 @@ impl Rng {
     }
 }
 
+/// The index of the largest value (the first on ties; NaN never wins).
+pub fn argmax(values: &[f32]) -> usize {
+    values.iter().enumerate().fold(0, |best, (i, &x)| if x > values[best] || values[best].is_nan() && !x.is_nan() { i } else { best })
+}
+
 /// Sampling proportional to fixed weights in O(log n) per draw.
 #[derive(Debug, Clone)]
 pub struct Cumulative {
@@ -124,8 +129,18 @@ mod tests {
 
     #[test]
     fn same_seed_same_stream() {
-        let a: Vec<u64> = (0..5).map({ let mut r = Rng::new(7); move |_| r.next_u64() }).collect();
-        let b: Vec<u64> = (0..5).map({ let mut r = Rng::new(7); move |_| r.next_u64() }).collect();
+        let a: Vec<u64> = (0..5)
+            .map({
+                let mut r = Rng::new(7);
+                move |_| r.next_u64()
+            })
+            .collect();
+        let b: Vec<u64> = (0..5)
+            .map({
+                let mut r = Rng::new(7);
+                move |_| r.next_u64()
+            })
+            .collect();
         assert_eq!(a, b);
         assert_ne!(Rng::stream(7, "scene", 1).next_u64(), Rng::stream(7, "scene", 2).next_u64());
     }

@@ -14,7 +14,7 @@ use crate::fsutil::write_json;
 use crate::parquet_io as pq;
 use crate::profiles::{ProfileContext, ProfilesConfig};
 use crate::rng::{Cumulative, Rng};
-use crate::tables::{Dataset, Interaction, Item, TimeKind};
+use crate::tables::{Dataset, Interaction, Item, Split, TimeKind};
 
 pub const SCENES_FILE: &str = "scenes.parquet";
 /// A target needs at least this many earlier interactions.
@@ -23,32 +23,24 @@ const LETTERS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 const SECONDS_PER_YEAR: i64 = 31_556_952;
 
 /// `simforge scenes` options (a recipe's `[scenes]`).
-#[derive(Debug, Clone, Serialize, Deserialize, clap::Args, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScenesConfig {
     /// Training scenes to build (fewer when the data has fewer targets).
-    #[arg(long, default_value_t = 1000)]
     pub train: usize,
     /// Evaluation scenes to build, from each user's latest interactions.
-    #[arg(long, default_value_t = 200)]
     pub eval: usize,
     /// Shortest exposure list of a training scene (≥ 2).
-    #[arg(long, default_value_t = 2)]
     pub min_exposure: usize,
     /// Longest exposure list of a training scene (≤ 26).
-    #[arg(long, default_value_t = 12)]
     pub max_exposure: usize,
     /// Exposure length of every evaluation scene.
-    #[arg(long, default_value_t = 5)]
     pub eval_exposure: usize,
     /// Most history items shown; each scene shows randint(2, max-history).
-    #[arg(long, default_value_t = 10)]
     pub max_history: usize,
     /// Evaluation targets reserved per user (their latest), kept out of training.
-    #[arg(long, default_value_t = 1)]
     pub eval_per_user: usize,
     /// Seed for every random choice.
-    #[arg(long)]
     pub seed: Option<u64>,
 }
 
@@ -81,7 +73,7 @@ impl ScenesConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scene {
     pub scene_id: u32,
-    pub split: &'static str,
+    pub split: Split,
     pub user_id: u32,
     pub target_item: u32,
     pub timestamp: i64,
@@ -158,12 +150,14 @@ pub fn letter(i: usize) -> char {
     LETTERS[i] as char
 }
 
+/// Who the simulated user is, as every simulator prompt opens: the profile, then the history.
+pub fn persona_sections(profile: &str, history: &str) -> String {
+    format!("# User Profile\n{profile}\n\n## History\n{history}\n\n")
+}
+
 /// The user message of a scene (METHODS.md section 3).
 pub fn render_prompt(profile: &str, history: &str, options: &[String]) -> String {
-    let mut s = String::with_capacity(profile.len() + history.len() + options.len() * 64 + 64);
-    let _ = write!(s, "# User Profile\n{profile}\n\n## History\n{history}\n\n# Exposure List\n");
-    s.push_str(&options.join("\n"));
-    s
+    format!("{}# Exposure List\n{}", persona_sections(profile, history), options.join("\n"))
 }
 
 /// Where negatives come from and what they must avoid.
@@ -206,12 +200,7 @@ impl<'a> NegativeSampler<'a> {
             }
             f
         });
-        Self {
-            items: &dataset.items,
-            popularity: Cumulative::new(dataset.items.iter().map(|i| f64::from(i.popularity) + 1.0)),
-            neighbours,
-            first_seen,
-        }
+        Self { items: &dataset.items, popularity: Cumulative::new(dataset.items.iter().map(|i| f64::from(i.popularity) + 1.0)), neighbours, first_seen }
     }
 
     /// Up to `count` distinct negatives for a target at `time`: never an item of `consumed`
@@ -287,9 +276,11 @@ pub fn build_scenes(dataset: &Dataset, config: &ScenesConfig) -> Result<(Vec<Sce
         let first_eval = history.len() - reserved;
         eval_candidates.extend((first_eval..history.len()).map(|index| Target { user: u as u32, index, eval: true }));
         let cutoff = history[first_eval].timestamp;
-        train_candidates.extend(
-            (MIN_EARLIER..first_eval).filter(|&i| history[i].timestamp < cutoff).map(|index| Target { user: u as u32, index, eval: false }),
-        );
+        train_candidates.extend((MIN_EARLIER..first_eval).filter(|&i| history[i].timestamp < cutoff).map(|index| Target {
+            user: u as u32,
+            index,
+            eval: false,
+        }));
     }
     let mut rng = Rng::stream(seed, "scene-targets", 0);
     let (n_eval_candidates, n_train_candidates) = (eval_candidates.len(), train_candidates.len());
@@ -330,7 +321,7 @@ pub fn build_scenes(dataset: &Dataset, config: &ScenesConfig) -> Result<(Vec<Sce
         let prompt = render_prompt(&profile, &history_text, &options);
         let scene = Scene {
             scene_id: 0,
-            split: if t.eval { "eval" } else { "train" },
+            split: if t.eval { Split::Eval } else { Split::Train },
             user_id: t.user,
             target_item: target.item_id,
             timestamp: target.timestamp,
@@ -369,13 +360,13 @@ pub fn build_scenes(dataset: &Dataset, config: &ScenesConfig) -> Result<(Vec<Sce
             tracing::warn!("asked for {wanted} scenes of one split but the data allows only {built}");
         }
     }
-    scenes.sort_by_key(|s| (s.split == "eval", s.user_id, s.timestamp, s.target_item));
+    scenes.sort_by_key(|s| (s.split, s.user_id, s.timestamp, s.target_item));
     for (i, s) in scenes.iter_mut().enumerate() {
         s.scene_id = i as u32;
     }
     let stats = ScenesStats {
-        train: scenes.iter().filter(|s| s.split == "train").count(),
-        eval: scenes.iter().filter(|s| s.split == "eval").count(),
+        train: scenes.iter().filter(|s| s.split == Split::Train).count(),
+        eval: scenes.iter().filter(|s| s.split == Split::Eval).count(),
         train_candidates: n_train_candidates,
         eval_candidates: n_eval_candidates,
         shortened_lists,
@@ -390,7 +381,7 @@ pub fn write_scenes(path: &Path, dataset_name: &str, scenes: &[Scene]) -> Result
         vec![
             ("scene_id", pq::u32_col(scenes.iter().map(|s| s.scene_id))),
             ("dataset", pq::str_col(scenes.iter().map(|_| dataset_name))),
-            ("split", pq::str_col(scenes.iter().map(|s| s.split))),
+            ("split", pq::str_col(scenes.iter().map(|s| s.split.name()))),
             ("user_id", pq::u32_col(scenes.iter().map(|s| s.user_id))),
             ("target_item", pq::u32_col(scenes.iter().map(|s| s.target_item))),
             ("timestamp", pq::i64_col(scenes.iter().map(|s| s.timestamp))),
@@ -426,8 +417,8 @@ mod tests {
         let dataset = world();
         let by_user = dataset.by_user();
         let scenes = build(&dataset, 1);
-        assert_eq!(scenes.iter().filter(|s| s.split == "eval").count(), 150);
-        assert_eq!(scenes.iter().filter(|s| s.split == "train").count(), 3000);
+        assert_eq!(scenes.iter().filter(|s| s.split == Split::Eval).count(), 150);
+        assert_eq!(scenes.iter().filter(|s| s.split == Split::Train).count(), 3000);
         for s in &scenes {
             let mut sorted = s.exposure.clone();
             sorted.sort_unstable();
@@ -445,7 +436,7 @@ mod tests {
                 }
             }
             let len = s.exposure.len();
-            if s.split == "eval" {
+            if s.split == Split::Eval {
                 assert_eq!(len, 5);
             } else {
                 assert!((2..=12).contains(&len), "length {len}");
@@ -474,11 +465,11 @@ mod tests {
         let dataset = world();
         let scenes = build(&dataset, 3);
         let mut latest_train: HashMap<u32, i64> = HashMap::new();
-        for s in scenes.iter().filter(|s| s.split == "train") {
+        for s in scenes.iter().filter(|s| s.split == Split::Train) {
             let e = latest_train.entry(s.user_id).or_insert(i64::MIN);
             *e = (*e).max(s.timestamp);
         }
-        for s in scenes.iter().filter(|s| s.split == "eval") {
+        for s in scenes.iter().filter(|s| s.split == Split::Eval) {
             if let Some(&t) = latest_train.get(&s.user_id) {
                 assert!(s.timestamp > t, "user {}: eval at {} not after train at {t}", s.user_id, s.timestamp);
             }

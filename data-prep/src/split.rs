@@ -14,17 +14,14 @@ use crate::tables::Dataset;
 pub const SPLIT_FILE: &str = "split.parquet";
 
 /// `simforge split` options (a recipe's `[split]`).
-#[derive(Debug, Clone, Serialize, Deserialize, clap::Args, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SplitConfig {
     /// Share of the non-test history that forms D_ini (0 < alpha < 1).
-    #[arg(long, default_value_t = 0.6)]
     pub alpha: f64,
     /// Share of each history held out as the test part (at least `min_test` items).
-    #[arg(long, default_value_t = 0.2)]
     pub test_frac: f64,
     /// Fewest test items per user.
-    #[arg(long, default_value_t = 2)]
     pub min_test: usize,
 }
 
@@ -81,7 +78,7 @@ pub struct SplitStats {
 }
 
 pub fn split(data_dir: &Path, out: &Path, config: &SplitConfig) -> Result<SplitStats> {
-    if !(config.alpha > 0.0 && config.alpha < 1.0) || !(config.test_frac > 0.0 && config.test_frac < 1.0) {
+    if !(config.alpha > 0.0 && config.alpha < 1.0 && config.test_frac > 0.0 && config.test_frac < 1.0) {
         return Err(DataError::config("split", "alpha and test-frac must lie strictly between 0 and 1"));
     }
     let dataset = Dataset::load(data_dir)?;

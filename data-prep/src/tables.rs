@@ -40,6 +40,42 @@ pub struct Interaction {
     pub review: Option<String>,
 }
 
+/// Which part of a table a row belongs to: what models train on, or the held-out rows they
+/// are measured on (scenes, defect samples, chat records).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    Train,
+    Eval,
+}
+
+impl Split {
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Eval => "eval",
+        }
+    }
+}
+
+impl std::fmt::Display for Split {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Split {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "train" => Ok(Split::Train),
+            "eval" => Ok(Split::Eval),
+            other => Err(format!("unknown split {other:?}: expected train or eval")),
+        }
+    }
+}
+
 /// What the timestamps of a dataset mean.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -129,15 +165,9 @@ impl Dataset {
     pub fn load(dir: &Path) -> Result<Self> {
         let stats: Stats = read_json(&dir.join(STATS_FILE))?;
         let t = Table::read(&dir.join(USERS_FILE))?;
-        let users = zip5(
-            t.strings("raw_id")?,
-            t.opt_u32s("age")?,
-            t.opt_strings("gender")?,
-            t.opt_strings("occupation")?,
-            t.opt_strings("location")?,
-        )
-        .map(|(raw_id, age, gender, occupation, location)| User { raw_id, age, gender, occupation, location })
-        .collect();
+        let users = zip5(t.strings("raw_id")?, t.opt_u32s("age")?, t.opt_strings("gender")?, t.opt_strings("occupation")?, t.opt_strings("location")?)
+            .map(|(raw_id, age, gender, occupation, location)| User { raw_id, age, gender, occupation, location })
+            .collect();
         let t = Table::read(&dir.join(ITEMS_FILE))?;
         let (raw, title, year, cats, desc, pop) = (
             t.strings("raw_id")?,
@@ -154,14 +184,7 @@ impl Dataset {
             .zip(cats)
             .zip(desc)
             .zip(pop)
-            .map(|(((((raw_id, title), year), categories), description), popularity)| Item {
-                raw_id,
-                title,
-                year,
-                categories,
-                description,
-                popularity,
-            })
+            .map(|(((((raw_id, title), year), categories), description), popularity)| Item { raw_id, title, year, categories, description, popularity })
             .collect();
         let t = Table::read(&dir.join(INTERACTIONS_FILE))?;
         let interactions = t
@@ -204,12 +227,6 @@ impl Dataset {
     }
 }
 
-fn zip5<A, B, C, D, E>(
-    a: Vec<A>,
-    b: Vec<B>,
-    c: Vec<C>,
-    d: Vec<D>,
-    e: Vec<E>,
-) -> impl Iterator<Item = (A, B, C, D, E)> {
+fn zip5<A, B, C, D, E>(a: Vec<A>, b: Vec<B>, c: Vec<C>, d: Vec<D>, e: Vec<E>) -> impl Iterator<Item = (A, B, C, D, E)> {
     a.into_iter().zip(b).zip(c).zip(d).zip(e).map(|((((a, b), c), d), e)| (a, b, c, d, e))
 }

@@ -78,7 +78,11 @@ fn movielens_dat_counts_catalogue_and_names_bad_lines() {
 fn recbole_headers_are_typed_and_required() {
     let dir = tempfile::tempdir().expect("tempdir");
     write(dir.path(), "toy.inter", b"user_id:token\titem_id:token\trating:float\ttimestamp:float\n1\ta\t4\t100\n1\tb\t2\t50\n2\ta\t5\t70\n");
-    write(dir.path(), "toy.item", b"item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\na\tHeat\t1995\tAction Crime\nb\tUp\t2009\tAnimation\n");
+    write(
+        dir.path(),
+        "toy.item",
+        b"item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\na\tHeat\t1995\tAction Crime\nb\tUp\t2009\tAnimation\n",
+    );
     assert_eq!(detect(dir.path()).expect("detect"), Format::Recbole);
     let d = run(dir.path(), None, false).expect("prep");
     assert_eq!(d.stats.dataset, "toy");
@@ -123,7 +127,11 @@ fn amazon_2018_and_2023_with_meta_and_gzip() {
     assert_eq!((space.title.as_str(), space.categories.len(), space.description.as_deref()), ("Space Game", 2, Some("A game.")));
 
     let one = tempfile::tempdir().expect("tempdir");
-    let path = write(one.path(), "Books_5.json", b"{\"reviewerID\": \"A\", \"asin\": \"B\", \"overall\": 4.0, \"unixReviewTime\": 1227398400, \"reviewText\": \"ok\"}\n{\"reviewerID\": \"A\", \"as");
+    let path = write(
+        one.path(),
+        "Books_5.json",
+        b"{\"reviewerID\": \"A\", \"asin\": \"B\", \"overall\": 4.0, \"unixReviewTime\": 1227398400, \"reviewText\": \"ok\"}\n{\"reviewerID\": \"A\", \"as",
+    );
     let err = run(&path, Some(Format::Amazon), false).expect_err("truncated").to_string();
     assert!(err.contains("Books_5.json:2") && err.contains("complete JSON review record"), "{err}");
 }

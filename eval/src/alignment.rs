@@ -9,12 +9,18 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use simforge_data::parquet_io::Table;
-use simforge_data::rng::Rng;
-use simforge_trainer::distill::teacher::{option_distributions, read_decision_scenes, DecisionScene, Teacher, ANSWER_CUE};
-use simforge_trainer::inference::LanguageModel;
-use simforge_trainer::tokenizer::{answer_prompt, Message, Tokenizer};
+use simforge_data::rng::{argmax, Rng};
+use simforge_data::scenes::render_prompt;
+use simforge_data::tables::Split;
+use simforge_trainer::agent::{AgentSpec, EndpointSettings};
+use simforge_trainer::burn::tensor::Device;
+use simforge_trainer::distill::open_teacher;
+use simforge_trainer::distill::teacher::{read_decision_scenes, DecisionScene, Teacher, ANSWER_CUE};
+use simforge_trainer::inference::SamplingOptions;
 
 use crate::error::{EvalError, Result};
+use crate::llm::{open_llm, LetterAsk, Llm};
+use crate::report::MarkdownTable;
 
 /// One scene to answer: the user message and where the real choice is among `choices` options.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,7 +36,7 @@ pub struct AlignmentScene {
 /// The scenes of a simforge `scenes.parquet` (columns `prompt`, `target_pos`, `choice_cnt`,
 /// `dataset`; with `split`, only rows of that split), or of the published UserMirrorer
 /// evaluation set (`.jsonl`/`.json` lines, read by [`read_published_scenes`]).
-pub fn read_scenes(path: &Path, split: Option<&str>) -> Result<Vec<AlignmentScene>> {
+pub fn read_scenes(path: &Path, split: Option<Split>) -> Result<Vec<AlignmentScene>> {
     if path.extension().is_some_and(|e| e == "jsonl" || e == "json") {
         return read_published_scenes(path);
     }
@@ -42,11 +48,15 @@ pub fn read_scenes(path: &Path, split: Option<&str>) -> Result<Vec<AlignmentScen
     let splits = table.strings("split").ok();
     let mut scenes = Vec::new();
     for (row, (((prompt, target), choices), dataset)) in prompts.into_iter().zip(targets).zip(choices).zip(datasets).enumerate() {
-        if split.is_some_and(|want| splits.as_ref().is_some_and(|s| s[row] != want)) {
+        if split.is_some_and(|want| splits.as_ref().is_some_and(|s| s[row] != want.name())) {
             continue;
         }
         if !(2..=26).contains(&choices) || target >= choices {
-            return Err(EvalError::Invalid(format!("{} row {row}: target_pos {target} with choice_cnt {choices}; expected 2 to 26 options and the target among them", path.display())));
+            return Err(EvalError::record(
+                path,
+                row,
+                format!("target_pos {target} with choice_cnt {choices}; expected 2 to 26 options and the target among them"),
+            ));
         }
         scenes.push(AlignmentScene { dataset, prompt, choices: choices as usize, target: target as usize, source: None });
     }
@@ -79,17 +89,22 @@ struct PublishedText {
 /// The published evaluation set (JSON lines with `text{profile, history, action_list}`,
 /// `item_pos`, `choice_cnt`, `dataset`), its user message laid out as the published code does.
 pub fn read_published_scenes(path: &Path) -> Result<Vec<AlignmentScene>> {
-    let text = std::fs::read_to_string(path).map_err(|e| EvalError::Invalid(format!("{}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| simforge_data::DataError::io(path, e))?;
     let mut scenes = Vec::new();
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let at = |what: String| EvalError::Invalid(format!("{}:{}: {what}", path.display(), i + 1));
-        let row: PublishedScene = serde_json::from_str(line).map_err(|e| at(format!("expected a UserMirrorer evaluation record ({e})")))?;
+        let at =
+            |expected: &str, found: String| simforge_data::DataError::Parse { path: path.to_path_buf(), line: i as u64 + 1, expected: expected.into(), found };
+        let row: PublishedScene = serde_json::from_str(line).map_err(|e| at("a UserMirrorer evaluation record", e.to_string()))?;
         let k = row.text.action_list.len();
         if k != row.choice_cnt || !(2..=26).contains(&k) || row.item_pos >= k {
-            return Err(at(format!("choice_cnt {} with {k} actions and item_pos {}; expected 2 to 26 actions, item_pos among them", row.choice_cnt, row.item_pos)));
+            return Err(at(
+                "2 to 26 actions, choice_cnt their number and item_pos among them",
+                format!("choice_cnt {} with {k} actions and item_pos {}", row.choice_cnt, row.item_pos),
+            )
+            .into());
         }
         let actions: Vec<String> = row.text.action_list.iter().enumerate().map(|(j, a)| format!("[{}] {a}", simforge_data::scenes::letter(j))).collect();
-        let prompt = format!("# User Profile\n{}\n\n## History\n{}\n\n# Exposure List\n{}\n", row.text.profile, row.text.history, actions.join("\n"));
+        let prompt = format!("{}\n", render_prompt(&row.text.profile, &row.text.history, &actions));
         scenes.push(AlignmentScene { dataset: row.dataset.unwrap_or_else(|| "published".into()), prompt, choices: k, target: row.item_pos, source: None });
     }
     Ok(scenes)
@@ -145,7 +160,9 @@ impl OptionScorer for ReasoningSimulator {
     fn option_probabilities(&mut self, scenes: &[AlignmentScene]) -> Result<Vec<Vec<f32>>> {
         let sources = scenes
             .iter()
-            .map(|s| s.source.clone().ok_or_else(|| EvalError::Invalid("reasoning mode needs simforge scenes (with user_id, exposure and target_item columns)".into())))
+            .map(|s| {
+                s.source.clone().ok_or_else(|| EvalError::settings("reasoning mode", "needs simforge scenes (with user_id, exposure and target_item columns)"))
+            })
             .collect::<Result<Vec<_>>>()?;
         let seed = Rng::stream(self.seed, "reasoning", sources.first().map_or(0, |s| u64::from(s.scene_id))).next_u64();
         let decisions = self.teacher.decide(&sources, self.samples.max(1), seed)?;
@@ -160,42 +177,97 @@ impl OptionScorer for ReasoningSimulator {
     }
 }
 
-/// A simforge model answering directly: the chat prompt, Qwen3's empty think block, then
+/// A language model answering directly: the chat prompt, Qwen3's empty think block, then
 /// `Behavior: [` and the next-token distribution over the option letters.
-pub struct LmSimulator {
-    pub lm: LanguageModel,
-    pub tokenizer: Tokenizer,
+pub struct DirectAnswers {
+    pub llm: Box<dyn Llm>,
 }
 
-impl LmSimulator {
-    pub fn load(dir: &Path, device: &simforge_trainer::burn::tensor::Device) -> Result<Self> {
-        let lm = LanguageModel::load(dir, device)?;
-        let tokenizer = Tokenizer::from_file(&dir.join("tokenizer.json"))?;
-        Ok(Self { lm, tokenizer })
-    }
-
-    fn prompt_ids(&self, scene: &AlignmentScene) -> Result<Vec<u32>> {
-        let messages = [Message { role: "user".into(), content: scene.prompt.clone() }];
-        Ok(self.tokenizer.encode(&(answer_prompt(&messages) + ANSWER_CUE))?)
-    }
-}
-
-impl OptionScorer for LmSimulator {
+impl OptionScorer for DirectAnswers {
     fn option_probabilities(&mut self, scenes: &[AlignmentScene]) -> Result<Vec<Vec<f32>>> {
-        let prompts = scenes.iter().map(|s| self.prompt_ids(s)).collect::<Result<Vec<_>>>()?;
-        let choices: Vec<usize> = scenes.iter().map(|s| s.choices).collect();
-        Ok(option_distributions(&self.lm, &self.tokenizer, &prompts, &choices)?)
+        let asks: Vec<LetterAsk> = scenes.iter().map(|s| LetterAsk { system: None, user: s.prompt.clone(), cue: ANSWER_CUE, choices: s.choices }).collect();
+        self.llm.letters(&asks)
     }
 }
 
 /// Scores every scene in batches of `batch_size`, calling `progress(done, total)`.
-pub fn score_scenes(scorer: &mut dyn OptionScorer, scenes: &[AlignmentScene], batch_size: usize, progress: &mut dyn FnMut(usize, usize)) -> Result<Vec<Vec<f32>>> {
+pub fn score_scenes(
+    scorer: &mut dyn OptionScorer,
+    scenes: &[AlignmentScene],
+    batch_size: usize,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<Vec<f32>>> {
     let mut out = Vec::with_capacity(scenes.len());
     for chunk in scenes.chunks(batch_size.max(1)) {
         out.extend(scorer.option_probabilities(chunk)?);
         progress(out.len(), scenes.len());
     }
     Ok(out)
+}
+
+/// How a simulator answers: at once, or after writing EKB decisions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlignmentMode {
+    /// The letter right after `Behavior: [`.
+    Direct,
+    /// Decisions written first, their letter distributions averaged.
+    Reasoning,
+}
+
+/// How simulators are asked and scored (`simforge eval alignment`, a recipe's `[alignment]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlignmentConfig {
+    /// Letters drawn per scene for the sampled accuracy (reasoning mode: also the decisions
+    /// written per scene).
+    pub samples: usize,
+    /// The first N scenes (all when unset).
+    pub max_scenes: Option<usize>,
+    /// Scenes per batch of model calls.
+    pub batch_size: usize,
+    /// Longest rationale in reasoning mode, in tokens.
+    pub max_new_tokens: usize,
+    pub seed: Option<u64>,
+    /// How `openai` simulators talk to their endpoint.
+    pub endpoint: EndpointSettings,
+}
+
+impl Default for AlignmentConfig {
+    fn default() -> Self {
+        Self { samples: 5, max_scenes: None, batch_size: 16, max_new_tokens: 160, seed: None, endpoint: EndpointSettings::default() }
+    }
+}
+
+/// The alignment report of the simulator `spec` (reported as `label`) on `scenes`; `data` is
+/// the prepared dataset (for the oracle and the ensemble). A model answers in `mode`; the
+/// oracle, the ensemble and batch files always reason.
+pub fn evaluate_alignment(
+    label: &str,
+    spec: &AgentSpec,
+    mode: AlignmentMode,
+    data: Option<&Path>,
+    scenes: &[AlignmentScene],
+    config: &AlignmentConfig,
+    device: &Device,
+) -> Result<AlignmentReport> {
+    let seed = config.seed.unwrap_or(0);
+    let direct = mode == AlignmentMode::Direct && matches!(spec, AgentSpec::Local(_) | AgentSpec::OpenAi { .. });
+    let mut simulator: Box<dyn OptionScorer> = if direct {
+        Box::new(DirectAnswers { llm: open_llm(spec, "simulator", &config.endpoint, device)? })
+    } else {
+        let sampling = SamplingOptions { max_new_tokens: config.max_new_tokens, temperature: 1.0, top_p: 0.9, ..SamplingOptions::default() };
+        let teacher = open_teacher(spec, data, &sampling, &config.endpoint, device)?;
+        Box::new(ReasoningSimulator { teacher, samples: config.samples, seed })
+    };
+    let batch = config.batch_size;
+    let probs = score_scenes(simulator.as_mut(), scenes, batch, &mut |done, total| {
+        if done % (batch * 25).max(1) < batch || done == total {
+            tracing::info!("{label}: scored {done} of {total} scenes");
+        }
+    })?;
+    let mode = if direct { "direct" } else { "reasoning" };
+    Ok(alignment_report(label, mode, scenes, &probs, config.samples, seed))
 }
 
 /// The report for `scenes` given each one's option distribution; sampled accuracy draws
@@ -212,9 +284,10 @@ pub fn alignment_report(simulator: &str, mode: &str, scenes: &[AlignmentScene], 
         .zip(probs)
         .enumerate()
         .map(|(i, (scene, p))| {
-            let chosen = p.iter().enumerate().fold(0, |best, (j, &x)| if x > p[best] { j } else { best });
+            let chosen = argmax(p);
             let mut rng = Rng::stream(seed, "sampled-choice", i as u64);
-            let hits = (0..samples).filter(|_| sample(&mut rng, p) == scene.target).count();
+            let weights: Vec<f64> = p.iter().map(|&x| f64::from(x)).collect();
+            let hits = (0..samples).filter(|_| rng.weighted(&weights) == scene.target).count();
             Outcome { correct: chosen == scene.target, confidence: f64::from(p[chosen]), sampled_hits: hits as f64 / samples.max(1) as f64, chosen }
         })
         .collect();
@@ -264,31 +337,32 @@ pub fn alignment_report(simulator: &str, mode: &str, scenes: &[AlignmentScene], 
     }
 }
 
-fn sample(rng: &mut Rng, p: &[f32]) -> usize {
-    let mut u = rng.f64() * p.iter().map(|&x| f64::from(x)).sum::<f64>();
-    for (i, &x) in p.iter().enumerate() {
-        u -= f64::from(x);
-        if u < 0.0 {
-            return i;
-        }
-    }
-    p.len() - 1
-}
-
 impl AlignmentReport {
     /// A Markdown table per dataset and by target position.
     pub fn markdown(&self) -> String {
-        let mut md = format!("# Alignment accuracy\n\nSimulator `{}`, {} mode, sampled accuracy over {} draws per scene.\n\n| dataset | scenes | argmax | sampled | random 1/k | ECE |\n|---|---|---|---|---|---|\n", self.simulator, self.mode, self.samples);
-        let row = |name: &str, a: &Accuracy| format!("| {name} | {} | {:.4} | {:.4} | {:.4} | {:.4} |\n", a.scenes, a.argmax_accuracy, a.sampled_accuracy, a.random_baseline, a.ece);
-        for (name, a) in &self.datasets {
-            md.push_str(&row(name, a));
+        let mut accuracy = MarkdownTable::new(&["dataset", "scenes", "argmax", "sampled", "random 1/k", "ECE"]);
+        for (name, a) in self.datasets.iter().chain([(&"**overall**".to_owned(), &self.overall)]) {
+            accuracy.row(&[
+                name.clone(),
+                a.scenes.to_string(),
+                format!("{:.4}", a.argmax_accuracy),
+                format!("{:.4}", a.sampled_accuracy),
+                format!("{:.4}", a.random_baseline),
+                format!("{:.4}", a.ece),
+            ]);
         }
-        md.push_str(&row("**overall**", &self.overall));
-        md.push_str("\n## By the real choice's position\n\n| position | scenes | argmax accuracy | chosen share |\n|---|---|---|---|\n");
+        let mut positions = MarkdownTable::new(&["position", "scenes", "argmax accuracy", "chosen share"]);
         for p in &self.by_target_position {
-            md.push_str(&format!("| {} | {} | {:.4} | {:.4} |\n", p.position, p.scenes, p.argmax_accuracy, p.chosen_share));
+            positions.row(&[p.position.clone(), p.scenes.to_string(), format!("{:.4}", p.argmax_accuracy), format!("{:.4}", p.chosen_share)]);
         }
-        md
+        format!(
+            "# Alignment accuracy\n\nSimulator `{}`, {} mode, sampled accuracy over {} draws per scene.\n\n{}\n## By the real choice's position\n\n{}",
+            self.simulator,
+            self.mode,
+            self.samples,
+            accuracy.render(),
+            positions.render()
+        )
     }
 }
 
@@ -325,10 +399,13 @@ mod tests {
         let path = dir.path().join("eval.jsonl");
         let line = r#"{"text": {"profile": "Likes jazz.", "history": "- Kind of Blue", "action_list": ["A Love Supreme", "Thriller", "Abbey Road"]}, "item_pos": 2, "choice_cnt": 3, "dataset": "lastfm"}"#;
         std::fs::write(&path, format!("{line}\n\n{line}\n")).expect("write");
-        let scenes = read_scenes(&path, Some("eval")).expect("read");
+        let scenes = read_scenes(&path, Some(Split::Eval)).expect("read");
         assert_eq!(scenes.len(), 2);
         assert_eq!((scenes[0].choices, scenes[0].target, scenes[0].dataset.as_str()), (3, 2, "lastfm"));
-        assert_eq!(scenes[0].prompt, "# User Profile\nLikes jazz.\n\n## History\n- Kind of Blue\n\n# Exposure List\n[A] A Love Supreme\n[B] Thriller\n[C] Abbey Road\n");
+        assert_eq!(
+            scenes[0].prompt,
+            "# User Profile\nLikes jazz.\n\n## History\n- Kind of Blue\n\n# Exposure List\n[A] A Love Supreme\n[B] Thriller\n[C] Abbey Road\n"
+        );
         std::fs::write(&path, line.replace("\"item_pos\": 2", "\"item_pos\": 3")).expect("write");
         let err = read_scenes(&path, None).expect_err("target outside the list").to_string();
         assert!(err.contains("eval.jsonl:1") && err.contains("item_pos 3"), "{err}");

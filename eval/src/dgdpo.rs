@@ -24,18 +24,25 @@ use simforge_data::rng::Rng;
 use simforge_data::scenes::unseen_items;
 use simforge_data::split::{read_split, Part};
 use simforge_data::tables::{Dataset, Interaction};
+use simforge_trainer::agent::{AgentSpec, EndpointSettings};
+use simforge_trainer::burn::tensor::Device;
 
-use crate::diagnosis::{label, Diagnoser};
+use crate::diagnosis::{label, open_diagnoser, Diagnoser, Renamed};
 use crate::error::{EvalError, Result};
-use crate::llm::AgentSpec;
+use crate::llm::Named;
 use crate::plot;
-use crate::simulator::{argmax, Persona, Simulator};
+use crate::report::MarkdownTable;
+use crate::simulator::open_simulator;
+use crate::treatment::open_treatment;
+use simforge_data::rng::argmax;
+
+use crate::simulator::{Persona, Simulator};
 use crate::treatment::Treatment;
 
 pub const HISTORY_FILE: &str = "profile_history.parquet";
 
 /// When a rewrite replaces the profile.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KeepRule {
     /// Only when the re-asked simulator now makes the real choice.
@@ -45,44 +52,32 @@ pub enum KeepRule {
 }
 
 /// `simforge eval dgdpo` settings (a recipe's `[dgdpo]`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DgdpoConfig {
     /// Who simulates: `rule` (the profile-driven chooser), a model folder / `local:DIR`, or
     /// `openai:MODEL[@URL]`.
-    #[arg(long)]
     pub simulator: Option<AgentSpec>,
     /// Who diagnoses discrepancies: `rule`, a model folder (the diagnostic model) or `openai:…`.
-    #[arg(long)]
     pub diagnoser: Option<AgentSpec>,
     /// Who rewrites profiles: `rule` (edits the stated likes and dislikes) or a model.
-    #[arg(long)]
     pub treatment: Option<AgentSpec>,
     /// Items shown at each optimisation step: the real one and sampled negatives (2 to 26).
-    #[arg(long, default_value_t = 5)]
     pub candidates: usize,
     /// History items quoted in a discrepancy case.
-    #[arg(long, default_value_t = 5)]
     pub recent: usize,
     /// History items the raw-history baseline shows (the newest before the test part).
-    #[arg(long, default_value_t = 20)]
     pub history_items: usize,
     /// When a rewrite replaces the profile: fixed (it no longer fails its case) or always.
-    #[arg(long, value_enum, default_value = "fixed")]
     pub keep: KeepRule,
     /// Evaluate a seeded sample of this many users (all when unset).
-    #[arg(long)]
     pub max_users: Option<usize>,
     /// Cases per batch of model calls (across users).
-    #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
     /// Longest rewritten profile a model treatment may write, in tokens.
-    #[arg(long, default_value_t = 160)]
     pub max_new_tokens: usize,
-    /// `openai` parts: requests in flight at once.
-    #[arg(long, default_value_t = 8)]
-    pub concurrency: usize,
-    #[arg(long)]
+    /// How `openai` parts talk to their endpoints.
+    pub endpoint: EndpointSettings,
     pub seed: Option<u64>,
 }
 
@@ -99,7 +94,7 @@ impl Default for DgdpoConfig {
             max_users: None,
             batch_size: 32,
             max_new_tokens: 160,
-            concurrency: 8,
+            endpoint: EndpointSettings::default(),
             seed: None,
         }
     }
@@ -107,9 +102,43 @@ impl Default for DgdpoConfig {
 
 /// The negatives per real test item of the fidelity protocol.
 pub const NEGATIVE_RATIOS: [usize; 3] = [1, 3, 9];
-const METHODS: [&str; 4] = ["dgdpo", "static", "refine_without_diagnosis", "raw_history"];
-/// The synthetic world's true profile, measured as a ceiling (not a baseline).
-const GROUND_TRUTH: &str = "ground_truth";
+
+/// Where a measured profile comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Optimised along D_opt with diagnosis and treatment.
+    Dgdpo,
+    /// The initial single-step profile from D_ini.
+    Static,
+    /// Optimised along D_opt, the treatment told only that the profile is wrong.
+    RefineWithoutDiagnosis,
+    /// No profile: the simulator reads the newest history before the test part.
+    RawHistory,
+    /// The synthetic world's true profile, measured as a ceiling (not a baseline).
+    GroundTruth,
+}
+
+impl Method {
+    /// DGDPO and the baselines it is compared with, in report order.
+    pub const COMPARED: [Method; 4] = [Method::Dgdpo, Method::Static, Method::RefineWithoutDiagnosis, Method::RawHistory];
+
+    /// The name reports and `profile_history.parquet` use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Dgdpo => "dgdpo",
+            Method::Static => "static",
+            Method::RefineWithoutDiagnosis => "refine_without_diagnosis",
+            Method::RawHistory => "raw_history",
+            Method::GroundTruth => "ground_truth",
+        }
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// One user's history and its split.
 struct UserData<'a> {
@@ -191,7 +220,7 @@ pub struct DgdpoReport {
 
 /// A row of `profile_history.parquet`.
 struct Version {
-    method: &'static str,
+    method: Method,
     user_id: u32,
     version: u32,
     step: Option<u32>,
@@ -265,11 +294,21 @@ impl Loop<'_, '_> {
 
     /// Optimises every profile along D_opt; `diagnose` false is refinement without diagnosis.
     /// Returns the final profiles, the versions, the stats and the correctness after each step.
-    fn run(&self, parts: &mut Parts, method: &'static str, diagnose: bool, versions: &mut Vec<Version>) -> Result<(Vec<String>, LoopStats, Vec<Correctness>)> {
+    fn run(&self, parts: &mut Parts, method: Method, diagnose: bool, versions: &mut Vec<Version>) -> Result<(Vec<String>, LoopStats, Vec<Correctness>)> {
         let mut profiles: Vec<String> = self.users.iter().map(|u| u.initial_profile.clone()).collect();
         let mut version_of = vec![0u32; self.users.len()];
         for (u, user) in self.users.iter().enumerate() {
-            versions.push(Version { method, user_id: user.user_id, version: 0, step: None, real_item: None, diagnosis: None, kept: true, reason: "initial profile from D_ini", profile: profiles[u].clone() });
+            versions.push(Version {
+                method,
+                user_id: user.user_id,
+                version: 0,
+                step: None,
+                real_item: None,
+                diagnosis: None,
+                kept: true,
+                reason: "initial profile from D_ini",
+                profile: profiles[u].clone(),
+            });
         }
         let mut stats = LoopStats::default();
         let mut curve = vec![mean_correctness(self.users, &profiles)];
@@ -384,12 +423,44 @@ impl Loop<'_, '_> {
     }
 }
 
+/// Opens the parts `config` names (`rule` where unset; the diagnoser falls back to
+/// `default_diagnoser`, named as given) and runs [`run_dgdpo`] on the prepared data in `data`.
+pub fn evaluate_dgdpo(
+    data: &Path,
+    split: &Path,
+    profiles: &Path,
+    config: &DgdpoConfig,
+    default_diagnoser: &Named,
+    out: &Path,
+    device: &Device,
+) -> Result<DgdpoReport> {
+    let dataset = Dataset::load(data)?;
+    let items = dataset.items.as_slice();
+    let spec = |s: &Option<AgentSpec>| s.clone().unwrap_or(AgentSpec::Rule);
+    let mut simulator = open_simulator(&spec(&config.simulator), items, &config.endpoint, device)?;
+    let mut diagnoser = match &config.diagnoser {
+        Some(spec) => open_diagnoser(spec, items, &config.endpoint, device)?,
+        None => Box::new(Renamed { name: default_diagnoser.name.clone(), inner: open_diagnoser(&default_diagnoser.spec, items, &config.endpoint, device)? }),
+    };
+    let mut treatment = open_treatment(&spec(&config.treatment), items, config.max_new_tokens, &config.endpoint, device)?;
+    let mut parts = Parts { simulator: simulator.as_mut(), diagnoser: diagnoser.as_mut(), treatment: treatment.as_mut() };
+    run_dgdpo(data, &dataset, split, profiles, &mut parts, config, out)
+}
+
 /// Reads the split and initial profiles of the prepared data in `data` (`dataset`, loaded); runs DGDPO and refinement without
 /// diagnosis; measures all four methods; writes `report.json`, `report.md`,
 /// `profile_history.parquet` and the plots into `out`.
-pub fn run_dgdpo(data: &Path, dataset: &Dataset, split_dir: &Path, profiles_dir: &Path, parts: &mut Parts, config: &DgdpoConfig, out: &Path) -> Result<DgdpoReport> {
+pub fn run_dgdpo(
+    data: &Path,
+    dataset: &Dataset,
+    split_dir: &Path,
+    profiles_dir: &Path,
+    parts: &mut Parts,
+    config: &DgdpoConfig,
+    out: &Path,
+) -> Result<DgdpoReport> {
     if !(2..=26).contains(&config.candidates) {
-        return Err(EvalError::Invalid(format!("candidates must be between 2 and 26, found {}", config.candidates)));
+        return Err(EvalError::settings("candidates", format!("must be between 2 and 26, found {}", config.candidates)));
     }
     let split = read_split(split_dir)?;
     let truth = read_truth(data)?;
@@ -400,7 +471,10 @@ pub fn run_dgdpo(data: &Path, dataset: &Dataset, split_dir: &Path, profiles_dir:
         let u = row.user_id as usize;
         let (Some(Some(parts_of)), Some(history)) = (split.get(u), by_user.get(u)) else { continue };
         if parts_of.len() != history.len() {
-            return Err(EvalError::Invalid(format!("{}: user {u} has {} split rows but {} interactions in {}; split and data differ", split_dir.display(), parts_of.len(), history.len(), data.display())));
+            return Err(EvalError::settings(
+                split_dir.display().to_string(),
+                format!("user {u} has {} split rows but {} interactions in {}; split and data differ", parts_of.len(), history.len(), data.display()),
+            ));
         }
         let of = |want: Part| parts_of.iter().enumerate().filter(|(_, p)| **p == want).map(|(i, _)| i).collect::<Vec<_>>();
         let mut consumed: Vec<u32> = history.iter().map(|x| x.item_id).collect();
@@ -423,12 +497,12 @@ pub fn run_dgdpo(data: &Path, dataset: &Dataset, split_dir: &Path, profiles_dir:
         users.sort_by_key(|u| u.user_id);
     }
     if users.is_empty() {
-        return Err(EvalError::Invalid(format!("no user has both a profile in {} and a split in {}", profiles_dir.display(), split_dir.display())));
+        return Err(EvalError::settings("dgdpo", format!("no user has both a profile in {} and a split in {}", profiles_dir.display(), split_dir.display())));
     }
     let run = Loop { dataset, users: &users, config, seed };
     let mut versions = Vec::new();
-    let (optimised, dgdpo_stats, dgdpo_curve) = run.run(parts, "dgdpo", true, &mut versions)?;
-    let (refined, refine_stats, refine_curve) = run.run(parts, "refine_without_diagnosis", false, &mut versions)?;
+    let (optimised, dgdpo_stats, dgdpo_curve) = run.run(parts, Method::Dgdpo, true, &mut versions)?;
+    let (refined, refine_stats, refine_curve) = run.run(parts, Method::RefineWithoutDiagnosis, false, &mut versions)?;
 
     let initial: Vec<String> = users.iter().map(|u| u.initial_profile.clone()).collect();
     let with_profiles = |profiles: &[String]| profiles.iter().map(|p| Persona { profile: Some(p.clone()), history: Vec::new() }).collect::<Vec<_>>();
@@ -440,23 +514,28 @@ pub fn run_dgdpo(data: &Path, dataset: &Dataset, split_dir: &Path, profiles_dir:
         })
         .collect();
     let synthetic = users.iter().all(|u| u.truth.is_some());
-    let mut measured = vec![("dgdpo", with_profiles(&optimised)), ("static", with_profiles(&initial)), ("refine_without_diagnosis", with_profiles(&refined)), ("raw_history", raw_history)];
+    let mut measured = vec![
+        (Method::Dgdpo, with_profiles(&optimised)),
+        (Method::Static, with_profiles(&initial)),
+        (Method::RefineWithoutDiagnosis, with_profiles(&refined)),
+        (Method::RawHistory, raw_history),
+    ];
     if synthetic {
         // The ceiling a profile can reach with this simulator: the world's true preferences.
         let truth: Vec<String> = users.iter().filter_map(|u| u.truth.as_ref().map(Profile::render)).collect();
-        measured.push((GROUND_TRUTH, with_profiles(&truth)));
+        measured.push((Method::GroundTruth, with_profiles(&truth)));
     }
     let mut methods = BTreeMap::new();
-    for (name, personas) in measured {
-        tracing::info!("{name}: measuring on the test items");
-        methods.insert(name.to_owned(), run.fidelity(parts.simulator, &personas)?);
+    for (method, personas) in measured {
+        tracing::info!("{method}: measuring on the test items");
+        methods.insert(method.name().to_owned(), run.fidelity(parts.simulator, &personas)?);
     }
     let relative_improvement = NEGATIVE_RATIOS
         .iter()
         .map(|m| {
             let key = format!("m{m}");
-            let best = METHODS[1..].iter().map(|b| methods[*b][&key].precision).fold(0.0f64, f64::max);
-            let ours = methods["dgdpo"][&key].precision;
+            let best = Method::COMPARED[1..].iter().map(|b| methods[b.name()][&key].precision).fold(0.0f64, f64::max);
+            let ours = methods[Method::Dgdpo.name()][&key].precision;
             (key, if best > 0.0 { (ours - best) / best } else { 0.0 })
         })
         .collect();
@@ -468,19 +547,20 @@ pub fn run_dgdpo(data: &Path, dataset: &Dataset, split_dir: &Path, profiles_dir:
         test_items: users.iter().map(|u| u.test.len()).sum(),
         methods,
         relative_improvement,
-        optimisation: [("dgdpo".to_owned(), dgdpo_stats), ("refine_without_diagnosis".to_owned(), refine_stats)].into(),
+        optimisation: [(Method::Dgdpo.name().to_owned(), dgdpo_stats), (Method::RefineWithoutDiagnosis.name().to_owned(), refine_stats)].into(),
         profile_correctness: synthetic.then(|| {
             [
-                ("static".to_owned(), mean_correctness(&users, &initial)),
-                ("dgdpo".to_owned(), mean_correctness(&users, &optimised)),
-                ("refine_without_diagnosis".to_owned(), mean_correctness(&users, &refined)),
+                (Method::Static.name().to_owned(), mean_correctness(&users, &initial)),
+                (Method::Dgdpo.name().to_owned(), mean_correctness(&users, &optimised)),
+                (Method::RefineWithoutDiagnosis.name().to_owned(), mean_correctness(&users, &refined)),
             ]
             .into()
         }),
-        correctness_curve: synthetic.then(|| [("dgdpo".to_owned(), dgdpo_curve), ("refine_without_diagnosis".to_owned(), refine_curve)].into()),
+        correctness_curve: synthetic
+            .then(|| [(Method::Dgdpo.name().to_owned(), dgdpo_curve), (Method::RefineWithoutDiagnosis.name().to_owned(), refine_curve)].into()),
         config: config.clone(),
     };
-    std::fs::create_dir_all(out).map_err(|e| EvalError::Invalid(format!("creating {}: {e}", out.display())))?;
+    std::fs::create_dir_all(out).map_err(|e| simforge_data::DataError::io(out, e))?;
     write_versions(&out.join(HISTORY_FILE), &versions)?;
     simforge_data::fsutil::write_text(&out.join("precision.svg"), &report.precision_plot())?;
     if let Some(svg) = report.correctness_plot() {
@@ -495,7 +575,7 @@ fn write_versions(path: &Path, versions: &[Version]) -> Result<()> {
     Ok(pq::write(
         path,
         vec![
-            ("method", pq::str_col(versions.iter().map(|v| v.method))),
+            ("method", pq::str_col(versions.iter().map(|v| v.method.name()))),
             ("user_id", pq::u32_col(versions.iter().map(|v| v.user_id))),
             ("version", pq::u32_col(versions.iter().map(|v| v.version))),
             ("step", pq::opt_u32_col(versions.iter().map(|v| v.step))),
@@ -509,10 +589,17 @@ fn write_versions(path: &Path, versions: &[Version]) -> Result<()> {
 }
 
 impl DgdpoReport {
+    /// The methods this report measured, in report order (the ground truth last, where there is one).
+    fn measured(&self) -> impl Iterator<Item = Method> + '_ {
+        Method::COMPARED.into_iter().chain(self.methods.contains_key(Method::GroundTruth.name()).then_some(Method::GroundTruth))
+    }
+
     fn precision_plot(&self) -> String {
         let groups: Vec<String> = NEGATIVE_RATIOS.iter().map(|m| format!("m = {m}")).collect();
-        let series: Vec<(String, Vec<f64>)> =
-            METHODS.iter().chain(self.methods.contains_key(GROUND_TRUTH).then_some(&GROUND_TRUTH)).map(|name| (name.to_string(), NEGATIVE_RATIOS.iter().map(|m| self.methods[*name][&format!("m{m}")].precision).collect())).collect();
+        let series: Vec<(String, Vec<f64>)> = self
+            .measured()
+            .map(|method| (method.name().to_owned(), NEGATIVE_RATIOS.iter().map(|m| self.methods[method.name()][&format!("m{m}")].precision).collect()))
+            .collect();
         plot::grouped_bars("Precision on held-out items", "precision", &groups, &series)
     }
 
@@ -527,27 +614,53 @@ impl DgdpoReport {
     }
 
     pub fn markdown(&self) -> String {
-        let mut md = format!(
-            "# DGDPO profile optimisation\n\nSimulator `{}`, diagnoser `{}`, treatment `{}`; {} users, {} held-out test items, each among m sampled negatives per item.\n\n| method | P m=1 | P m=3 | P m=9 | R m=3 | F1 m=3 | Acc m=3 |\n|---|---|---|---|---|---|---|\n",
-            self.simulator, self.diagnoser, self.treatment, self.users, self.test_items
-        );
-        for name in METHODS.iter().chain(self.methods.contains_key(GROUND_TRUTH).then_some(&GROUND_TRUTH)) {
-            let f = &self.methods[*name];
-            md.push_str(&format!("| {name} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} |\n", f["m1"].precision, f["m3"].precision, f["m9"].precision, f["m3"].recall, f["m3"].f1, f["m3"].accuracy));
+        let f4 = |x: f64| format!("{x:.4}");
+        let mut precision = MarkdownTable::new(&["method", "P m=1", "P m=3", "P m=9", "R m=3", "F1 m=3", "Acc m=3"]);
+        for name in self.measured().map(Method::name) {
+            let f = &self.methods[name];
+            precision.row(&[
+                name.to_owned(),
+                f4(f["m1"].precision),
+                f4(f["m3"].precision),
+                f4(f["m9"].precision),
+                f4(f["m3"].recall),
+                f4(f["m3"].f1),
+                f4(f["m3"].accuracy),
+            ]);
         }
-        md.push_str("\nDGDPO's precision relative to the best baseline: ");
-        md.push_str(&self.relative_improvement.iter().map(|(m, r)| format!("{m} {:+.1} %", 100.0 * r)).collect::<Vec<_>>().join(", "));
-        md.push_str(" (published: +19 to +29 %).\n\n![precision](precision.svg)\n\n## The optimisation\n\n| method | steps | discrepancies | rewrites kept | rejected | diagnoses |\n|---|---|---|---|---|---|\n");
+        let relative = self.relative_improvement.iter().map(|(m, r)| format!("{m} {:+.1} %", 100.0 * r)).collect::<Vec<_>>().join(", ");
+        let mut optimisation = MarkdownTable::new(&["method", "steps", "discrepancies", "rewrites kept", "rejected", "diagnoses"]);
         for (name, s) in &self.optimisation {
             let diagnoses = s.diagnoses.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
-            md.push_str(&format!("| {name} | {} | {} | {} | {} | {} |\n", s.steps, s.discrepancies, s.rewrites_kept, s.rewrites_rejected, if diagnoses.is_empty() { "—".into() } else { diagnoses }));
+            let diagnoses = if diagnoses.is_empty() { "—".into() } else { diagnoses };
+            optimisation.row(&[
+                name.clone(),
+                s.steps.to_string(),
+                s.discrepancies.to_string(),
+                s.rewrites_kept.to_string(),
+                s.rewrites_rejected.to_string(),
+                diagnoses,
+            ]);
         }
+        let mut md = format!(
+            "# DGDPO profile optimisation\n\nSimulator `{}`, diagnoser `{}`, treatment `{}`; {} users, {} held-out test items, each among m sampled negatives per item.\n\n{}\nDGDPO's precision relative to the best baseline: {relative} (published: +19 to +29 %).\n\n![precision](precision.svg)\n\n## The optimisation\n\n{}",
+            self.simulator,
+            self.diagnoser,
+            self.treatment,
+            self.users,
+            self.test_items,
+            precision.render(),
+            optimisation.render()
+        );
         if let Some(c) = &self.profile_correctness {
-            md.push_str("\n## Profile correctness against the synthetic world's truth\n\n| profiles | true preferences stated | stated preferences false |\n|---|---|---|\n");
+            let mut correctness = MarkdownTable::new(&["profiles", "true preferences stated", "stated preferences false"]);
             for (name, c) in c {
-                md.push_str(&format!("| {name} | {:.4} | {:.4} |\n", c.true_stated, c.false_stated));
+                correctness.row(&[name.clone(), f4(c.true_stated), f4(c.false_stated)]);
             }
-            md.push_str("\n![correctness](correctness.svg)\n");
+            md.push_str(&format!(
+                "\n## Profile correctness against the synthetic world's truth\n\n{}\n![correctness](correctness.svg)\n",
+                correctness.render()
+            ));
         }
         md
     }

@@ -7,18 +7,21 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use simforge_data::defects::DefectKind;
 use simforge_data::diagnosis::{diagnosis_prompt, DiscrepancyCase, DIAGNOSIS_CUE};
 use simforge_data::parquet_io::Table;
 use simforge_data::profile::Profile;
-use simforge_data::tables::Item;
+use simforge_data::tables::{Dataset, Item, Split};
 
 use crate::error::{EvalError, Result};
 use simforge_trainer::burn::tensor::Device;
 
-use crate::llm::{open_llm, AgentSpec, LetterAsk, Llm};
-use crate::simulator::argmax;
+use simforge_trainer::agent::{AgentSpec, EndpointSettings};
+
+use crate::llm::{open_llm, LetterAsk, Llm, Named};
+use crate::report::MarkdownTable;
+use simforge_data::rng::argmax;
 
 pub trait Diagnoser {
     fn name(&self) -> String;
@@ -27,10 +30,10 @@ pub trait Diagnoser {
 }
 
 /// Opens a diagnoser spec; the rule diagnoser reads `items`.
-pub fn open_diagnoser<'a>(spec: &AgentSpec, items: &'a [Item], concurrency: usize, device: &Device) -> Result<Box<dyn Diagnoser + 'a>> {
+pub fn open_diagnoser<'a>(spec: &AgentSpec, items: &'a [Item], endpoint: &EndpointSettings, device: &Device) -> Result<Box<dyn Diagnoser + 'a>> {
     Ok(match spec {
         AgentSpec::Rule => Box::new(RuleDiagnoser { items }),
-        _ => Box::new(LmDiagnoser { llm: open_llm(spec, concurrency, device)? }),
+        _ => Box::new(LmDiagnoser { llm: open_llm(spec, "diagnoser", endpoint, device)? }),
     })
 }
 
@@ -104,7 +107,7 @@ impl Diagnoser for RuleDiagnoser<'_> {
 }
 
 /// The labelled cases of one split of a `defects.parquet`.
-pub fn read_defect_cases(path: &Path, split: &str) -> Result<Vec<(DiscrepancyCase, DefectKind)>> {
+pub fn read_defect_cases(path: &Path, split: Split) -> Result<Vec<(DiscrepancyCase, DefectKind)>> {
     let t = Table::read(path)?;
     let splits = t.strings("split")?;
     let labels = t.strings("label")?;
@@ -115,8 +118,8 @@ pub fn read_defect_cases(path: &Path, split: &str) -> Result<Vec<(DiscrepancyCas
     let simulated = t.u32s("simulated_choice")?;
     let real = t.u32s("real_choice")?;
     let mut out = Vec::new();
-    for row in (0..t.rows()).filter(|&r| splits[r] == split) {
-        let at = |what: String| EvalError::Invalid(format!("{} record {row}: {what}", path.display()));
+    for row in (0..t.rows()).filter(|&r| splits[r] == split.name()) {
+        let at = |what: String| EvalError::record(path, row, what);
         let kind = DefectKind::parse(&labels[row]).ok_or_else(|| at(format!("label {:?}; expected inaccurate, incomplete or both", labels[row])))?;
         let k = items[row].len();
         if lines[row].len() != k || simulated[row] as usize >= k || real[row] as usize >= k {
@@ -204,19 +207,103 @@ pub fn diagnose_all(diagnoser: &mut dyn Diagnoser, cases: &[DiscrepancyCase], ba
     Ok(out)
 }
 
+/// Which cases a diagnosis evaluation reads and how it asks (a recipe's `[diagnosis]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiagnosisSettings {
+    /// Which rows of defects.parquet: eval (the held-out users) or train.
+    pub split: Split,
+    /// The first N cases (all when unset).
+    pub max_samples: Option<usize>,
+    /// Cases per batch of model calls.
+    pub batch_size: usize,
+    /// How `openai` diagnosers talk to their endpoint.
+    pub endpoint: EndpointSettings,
+}
+
+impl Default for DiagnosisSettings {
+    fn default() -> Self {
+        Self { split: Split::Eval, max_samples: None, batch_size: 16, endpoint: EndpointSettings::default() }
+    }
+}
+
+/// The diagnosis report of `model` on the cases of `defects`, with the zero-shot `base` and
+/// (given the prepared dataset `items` come from) the rule-based baseline under `baselines`;
+/// and its Markdown.
+pub fn evaluate_diagnosis(
+    defects: &Path,
+    model: &Named,
+    base: Option<&Named>,
+    dataset: Option<&Dataset>,
+    settings: &DiagnosisSettings,
+    device: &Device,
+) -> Result<(serde_json::Value, String)> {
+    let mut labelled = read_defect_cases(defects, settings.split)?;
+    labelled.truncate(settings.max_samples.unwrap_or(usize::MAX));
+    if labelled.is_empty() {
+        return Err(EvalError::settings("diagnosis", format!("{} has no cases in split {}", defects.display(), settings.split)));
+    }
+    let (cases, truth): (Vec<DiscrepancyCase>, Vec<DefectKind>) = labelled.into_iter().unzip();
+    let items = dataset.map_or(&[][..], |d| d.items.as_slice());
+    if model.spec == AgentSpec::Rule && dataset.is_none() {
+        return Err(EvalError::settings("the rule diagnoser", "needs --data: the prepared dataset the defects come from"));
+    }
+    if let Some(max) = cases.iter().flat_map(|c| &c.candidate_items).max().filter(|&&m| dataset.is_some() && m as usize >= items.len()) {
+        return Err(EvalError::settings(
+            "diagnosis",
+            format!("{} names item {max} but the dataset has {} items; give the dataset the defects were made from", defects.display(), items.len()),
+        ));
+    }
+    let score = |part: &Named| -> Result<DiagnosisScores> {
+        let mut diagnoser = open_diagnoser(&part.spec, items, &settings.endpoint, device)?;
+        let probs = diagnose_all(diagnoser.as_mut(), &cases, settings.batch_size)?;
+        Ok(diagnosis_scores(&part.name, &truth, &probs))
+    };
+    let main = score(model)?;
+    let mut table = MarkdownTable::new(&["diagnoser", "model", "cases", "accuracy", "F1 inaccurate", "F1 incomplete", "F1 both"]);
+    table.row(&main.markdown_row("under test"));
+    let mut baselines = serde_json::Map::new();
+    let rule = Named::spec(AgentSpec::Rule);
+    for (name, part) in [("zero_shot", base), ("rule", dataset.is_some().then_some(&rule))] {
+        if let Some(part) = part.filter(|p| p.spec != model.spec) {
+            let scores = score(part)?;
+            table.row(&scores.markdown_row(name));
+            baselines.insert(name.into(), serde_json::to_value(&scores)?);
+        }
+    }
+    let md = format!(
+        "# Diagnostic accuracy\n\n{} cases of the defects' {} split.\n\n{}\nPublished: 92.20 % for the specialised Qwen3-0.6B, 62.78 % for untrained general LLMs.\n\n## Confusion of the diagnoser under test\n\n{}",
+        main.samples,
+        settings.split,
+        table.render(),
+        main.confusion_markdown()
+    );
+    let mut report = serde_json::to_value(&main)?;
+    report["baselines"] = baselines.into();
+    Ok((report, md))
+}
+
 impl DiagnosisScores {
-    /// A Markdown row: accuracy, then F1 per class.
-    pub fn markdown_row(&self, method: &str) -> String {
-        let f1 = |k: &str| self.per_class.get(k).map_or(0.0, |c| c.f1);
-        format!("| {method} | `{}` | {} | {:.4} | {:.4} | {:.4} | {:.4} |\n", self.diagnoser, self.samples, self.accuracy, f1("inaccurate"), f1("incomplete"), f1("both"))
+    /// The cells of a Markdown row: accuracy, then F1 per class.
+    pub fn markdown_row(&self, method: &str) -> Vec<String> {
+        let f1 = |k: &str| format!("{:.4}", self.per_class.get(k).map_or(0.0, |c| c.f1));
+        vec![
+            method.to_owned(),
+            format!("`{}`", self.diagnoser),
+            self.samples.to_string(),
+            format!("{:.4}", self.accuracy),
+            f1("inaccurate"),
+            f1("incomplete"),
+            f1("both"),
+        ]
     }
 
     pub fn confusion_markdown(&self) -> String {
-        let mut md = String::from("| true \\ predicted | inaccurate | incomplete | both |\n|---|---|---|---|\n");
+        let mut table = MarkdownTable::new(&["true \\ predicted", "inaccurate", "incomplete", "both"]);
         for (kind, row) in DefectKind::ALL.iter().zip(self.confusion) {
-            md.push_str(&format!("| {} | {} | {} | {} |\n", kind.name(), row[0], row[1], row[2]));
+            table.row(&[kind.name().to_owned(), row[0].to_string(), row[1].to_string(), row[2].to_string()]);
         }
-        md
+        table.render()
     }
 }
 

@@ -8,6 +8,8 @@ pub mod diagnosis;
 pub mod error;
 pub mod llm;
 pub mod plot;
+pub mod ranking;
+pub mod report;
 pub mod simulator;
 pub mod treatment;
 

@@ -2,68 +2,35 @@
 //! distribution over the option letters after a cue) and write text. Behind it, a simforge
 //! model run here or a model behind an OpenAI-compatible endpoint.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use simforge_data::rng::Rng;
-use simforge_trainer::distill::teacher::{option_distributions, TeacherSpec};
-use simforge_trainer::distill::{open_endpoint, DistillConfig};
+use simforge_trainer::agent::{AgentSpec, EndpointSettings};
+use simforge_trainer::distill::teacher::option_distributions;
 use simforge_trainer::inference::{LanguageModel, SamplingOptions};
 use simforge_trainer::openai::client::{each_concurrently, Endpoint, Reply};
 use simforge_trainer::openai::ChatRequest;
-use simforge_trainer::tokenizer::{answer_prompt, Message, Tokenizer};
+use simforge_trainer::tokenizer::{answer_prompt, without_turn_end, Message, Tokenizer};
 
 use crate::error::{EvalError, Result};
 
-/// Who plays a part (simulator, diagnoser, treatment): `rule` (the profile-driven rules),
-/// `local:DIR` or a model folder, or `openai:MODEL[@BASE_URL]`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub enum AgentSpec {
-    Rule,
-    Local(PathBuf),
-    OpenAi { model: String, base_url: Option<String> },
+/// A part and how reports name it (a recipe names its models by their place in the run, so
+/// that its reports do not depend on where the run folder is).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Named {
+    pub name: String,
+    pub spec: AgentSpec,
 }
 
-impl std::str::FromStr for AgentSpec {
-    type Err = String;
-
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        if s == "rule" {
-            return Ok(Self::Rule);
-        }
-        match s.parse::<TeacherSpec>() {
-            Ok(TeacherSpec::Local(dir)) => Ok(Self::Local(dir)),
-            Ok(TeacherSpec::OpenAi { model, base_url }) => Ok(Self::OpenAi { model, base_url }),
-            Ok(other) => Err(format!("{other} cannot play this part; use rule, local:DIR, a model folder or openai:MODEL[@URL]")),
-            Err(_) if !s.is_empty() && !s.contains(':') => Ok(Self::Local(s.into())),
-            Err(_) => Err(format!("unknown part `{s}`; expected `rule`, a model folder, `local:DIR` or `openai:MODEL[@BASE_URL]`")),
-        }
+impl Named {
+    /// A part named by its spec.
+    pub fn spec(spec: AgentSpec) -> Self {
+        Self { name: spec.to_string(), spec }
     }
 }
 
-impl TryFrom<String> for AgentSpec {
-    type Error = String;
-    fn try_from(s: String) -> std::result::Result<Self, String> {
-        s.parse()
-    }
-}
-
-impl From<AgentSpec> for String {
-    fn from(s: AgentSpec) -> String {
-        s.to_string()
-    }
-}
-
-impl std::fmt::Display for AgentSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Rule => write!(f, "rule"),
-            Self::Local(dir) => write!(f, "local:{}", dir.display()),
-            Self::OpenAi { model, base_url: None } => write!(f, "openai:{model}"),
-            Self::OpenAi { model, base_url: Some(url) } => write!(f, "openai:{model}@{url}"),
-        }
-    }
-}
+/// The kinds that can play a language-model part.
+pub const MODEL_KINDS: &str = "a model folder or local:DIR, or openai:MODEL[@URL]";
 
 /// A question answered with one option letter: the chat so far, then the assistant's answer
 /// starting with `cue` (e.g. `Behavior: [`).
@@ -100,15 +67,15 @@ pub trait Llm {
     fn write(&mut self, asks: &[WriteAsk]) -> Result<Vec<String>>;
 }
 
-/// Opens a model spec (`rule` is not a model).
-pub fn open_llm(spec: &AgentSpec, concurrency: usize, device: &simforge_trainer::burn::tensor::Device) -> Result<Box<dyn Llm>> {
+/// Opens a language model for `part` (a model folder, or an endpoint talked to with `endpoint`'s
+/// settings); other kinds are an error naming the part.
+pub fn open_llm(spec: &AgentSpec, part: &str, endpoint: &EndpointSettings, device: &simforge_trainer::burn::tensor::Device) -> Result<Box<dyn Llm>> {
     match spec {
-        AgentSpec::Rule => Err(EvalError::Invalid("`rule` is not a language model".into())),
         AgentSpec::Local(dir) => Ok(Box::new(LocalLlm::load(dir, device)?)),
         AgentSpec::OpenAi { model, base_url } => {
-            let endpoint = open_endpoint(base_url.as_deref(), &DistillConfig::default())?;
-            Ok(Box::new(RemoteLlm { model: model.clone(), endpoint, concurrency: concurrency.max(1) }))
+            Ok(Box::new(RemoteLlm { model: model.clone(), endpoint: endpoint.open(base_url.as_deref())?, concurrency: endpoint.concurrency.max(1) }))
         }
+        other => Err(other.unsupported(part, MODEL_KINDS).into()),
     }
 }
 
@@ -149,7 +116,7 @@ impl Llm for LocalLlm {
             .map(|(ask, g)| {
                 let tokens = g.into_iter().next().unwrap_or_default();
                 let text = self.tokenizer.decode(&tokens[..tokens.len().min(ask.max_new_tokens)])?;
-                Ok(text.trim_end_matches("<|im_end|>").trim_end_matches("<|endoftext|>").trim().to_owned())
+                Ok(without_turn_end(&text).trim().to_owned())
             })
             .collect()
     }
@@ -177,9 +144,10 @@ impl Llm for RemoteLlm {
         each_concurrently(asks.len(), self.concurrency, |i| {
             let ask = &asks[i];
             let mut jitter = Rng::stream(0, "backoff", i as u64);
-            self.endpoint
-                .letters_after(&self.request(&ask.system, &ask.user), ask.cue, ask.choices, &mut jitter)?
-                .map_err(|why| EvalError::Invalid(format!("{}: {why}", self.endpoint.base_url())))
+            match self.endpoint.letters_after(&self.request(&ask.system, &ask.user), ask.cue, ask.choices, &mut jitter)? {
+                Reply::Ok(letters) => Ok(letters),
+                Reply::Malformed(why) => Err(EvalError::Endpoint { url: self.endpoint.base_url().to_owned(), message: why }),
+            }
         })
     }
 
@@ -191,23 +159,8 @@ impl Llm for RemoteLlm {
             let mut jitter = Rng::stream(0, "backoff", i as u64);
             match self.endpoint.chat(&request, &mut jitter)? {
                 Reply::Ok(r) => Ok(r.choices[0].message.content.clone().unwrap_or_default().trim().to_owned()),
-                Reply::Malformed(why) => Err(EvalError::Invalid(format!("{}: {why}", self.endpoint.base_url()))),
+                Reply::Malformed(why) => Err(EvalError::Endpoint { url: self.endpoint.base_url().to_owned(), message: why }),
             }
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn specs_parse_and_print() {
-        assert_eq!("rule".parse::<AgentSpec>(), Ok(AgentSpec::Rule));
-        assert_eq!("runs/diag/model".parse::<AgentSpec>(), Ok(AgentSpec::Local("runs/diag/model".into())));
-        let spec: AgentSpec = "openai:Qwen/Qwen3-8B@http://127.0.0.1:8000/v1".parse().expect("openai");
-        assert_eq!(spec.to_string().parse::<AgentSpec>(), Ok(spec));
-        assert!("oracle".parse::<AgentSpec>().is_err());
-        assert!("gpt:x".parse::<AgentSpec>().is_err());
     }
 }

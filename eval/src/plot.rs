@@ -25,13 +25,33 @@ fn frame(title: &str, y_label: &str, y_max: f64, series: &[&str]) -> String {
     for i in 0..=5 {
         let v = y_max * f64::from(i) / 5.0;
         let y = TOP + plot_h * (1.0 - f64::from(i) / 5.0);
-        let _ = writeln!(s, "<line x1=\"{LEFT}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{v:.2}</text>", WIDTH - RIGHT, LEFT - 6.0, y + 4.0);
+        let _ = writeln!(
+            s,
+            "<line x1=\"{LEFT}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{v:.2}</text>",
+            WIDTH - RIGHT,
+            LEFT - 6.0,
+            y + 4.0
+        );
     }
-    let _ = writeln!(s, "<text x=\"14\" y=\"{:.1}\" transform=\"rotate(-90 14 {:.1})\" text-anchor=\"middle\">{}</text>", TOP + plot_h / 2.0, TOP + plot_h / 2.0, escape(y_label));
+    let _ = writeln!(
+        s,
+        "<text x=\"14\" y=\"{:.1}\" transform=\"rotate(-90 14 {:.1})\" text-anchor=\"middle\">{}</text>",
+        TOP + plot_h / 2.0,
+        TOP + plot_h / 2.0,
+        escape(y_label)
+    );
     for (i, name) in series.iter().enumerate() {
         let y = TOP + 10.0 + 20.0 * i as f64;
         let x = WIDTH - RIGHT + 14.0;
-        let _ = writeln!(s, "<rect x=\"{x}\" y=\"{:.1}\" width=\"12\" height=\"12\" fill=\"{}\"/><text x=\"{:.1}\" y=\"{:.1}\">{}</text>", y - 10.0, COLOURS[i % COLOURS.len()], x + 18.0, y, escape(name));
+        let _ = writeln!(
+            s,
+            "<rect x=\"{x}\" y=\"{:.1}\" width=\"12\" height=\"12\" fill=\"{}\"/><text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
+            y - 10.0,
+            COLOURS[i % COLOURS.len()],
+            x + 18.0,
+            y,
+            escape(name)
+        );
     }
     s
 }
@@ -59,7 +79,14 @@ pub fn grouped_bars(title: &str, y_label: &str, groups: &[String], series: &[(St
         for (k, (_, values)) in series.iter().enumerate() {
             let v = values.get(g).copied().unwrap_or(0.0);
             let h = plot_h * v / y_max;
-            let _ = writeln!(s, "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{h:.1}\" fill=\"{}\"><title>{v:.4}</title></rect>", x0 + bar_w * k as f64, TOP + plot_h - h, bar_w * 0.95, COLOURS[k % COLOURS.len()]);
+            let _ = writeln!(
+                s,
+                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{h:.1}\" fill=\"{}\"><title>{v:.4}</title></rect>",
+                x0 + bar_w * k as f64,
+                TOP + plot_h - h,
+                bar_w * 0.95,
+                COLOURS[k % COLOURS.len()]
+            );
         }
         let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>", x0 + group_w * 0.4, HEIGHT - BOTTOM + 18.0, escape(group));
     }

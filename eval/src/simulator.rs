@@ -4,14 +4,16 @@
 //! metrics, would you pick this item (the probability of "Yes").
 
 use simforge_data::chooser::RuleChooser;
-use simforge_data::scenes::{lettered_items, render_history, render_item, render_prompt};
+use simforge_data::scenes::{lettered_items, persona_sections, render_history, render_item, render_prompt};
 use simforge_data::tables::{Interaction, Item};
 use simforge_trainer::distill::teacher::ANSWER_CUE;
 
 use crate::error::Result;
 use simforge_trainer::burn::tensor::Device;
 
-use crate::llm::{open_llm, AgentSpec, LetterAsk, Llm};
+use simforge_trainer::agent::{AgentSpec, EndpointSettings};
+
+use crate::llm::{open_llm, LetterAsk, Llm};
 
 /// Who the simulator plays: a profile, the history it is shown, or both.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -31,17 +33,12 @@ pub trait Simulator {
     fn pick(&mut self, asks: &[(&Persona, u32)]) -> Result<Vec<f32>>;
 }
 
-/// Opens a simulator spec; rule simulators read `items`.
-pub fn open_simulator<'a>(spec: &AgentSpec, items: &'a [Item], concurrency: usize, device: &Device) -> Result<Box<dyn Simulator + 'a>> {
+/// Opens a simulator spec (`rule` or a language model); rule simulators read `items`.
+pub fn open_simulator<'a>(spec: &AgentSpec, items: &'a [Item], endpoint: &EndpointSettings, device: &Device) -> Result<Box<dyn Simulator + 'a>> {
     Ok(match spec {
         AgentSpec::Rule => Box::new(RuleSimulator { items }),
-        _ => Box::new(LmSimulator { llm: open_llm(spec, concurrency, device)?, items }),
+        _ => Box::new(LmSimulator { llm: open_llm(spec, "simulator", endpoint, device)?, items }),
     })
-}
-
-/// The index of the largest value (the first on ties).
-pub fn argmax(p: &[f32]) -> usize {
-    p.iter().enumerate().fold(0, |best, (i, &x)| if x > p[best] { i } else { best })
 }
 
 /// The profile-driven rule chooser of data-prep: stated likes and dislikes score each item's
@@ -101,11 +98,7 @@ pub struct LmSimulator<'a> {
 impl LmSimulator<'_> {
     fn sections(&self, persona: &Persona) -> (String, String) {
         let profile = persona.profile.clone().unwrap_or_else(|| "(not given)".into());
-        let history = if persona.history.is_empty() {
-            "(not given)".into()
-        } else {
-            render_history(self.items, &persona.history)
-        };
+        let history = if persona.history.is_empty() { "(not given)".into() } else { render_history(self.items, &persona.history) };
         (profile, history)
     }
 }
@@ -133,7 +126,8 @@ impl Simulator for LmSimulator<'_> {
             .map(|(persona, item)| {
                 let (profile, history) = self.sections(persona);
                 let user = format!(
-                    "# User Profile\n{profile}\n\n## History\n{history}\n\n# Item\n{}\n\nWould you pick this item?\n[A] Yes\n[B] No",
+                    "{}# Item\n{}\n\nWould you pick this item?\n[A] Yes\n[B] No",
+                    persona_sections(&profile, &history),
                     render_item(&self.items[*item as usize])
                 );
                 LetterAsk { system: None, user, cue: PICK_CUE, choices: 2 }
@@ -161,6 +155,6 @@ mod tests {
         assert!(picks[0] > 0.5 && picks[1] < 0.5, "{picks:?}");
         let x = |item_id| Interaction { user_id: 0, item_id, timestamp: 0, rating: None, review: None };
         let watcher = Persona { profile: None, history: vec![x(2), x(1)] };
-        assert_eq!(argmax(&sim.choose(&[(&watcher, &[0, 1])]).expect("choose")[0]), 1, "Comedy is the history's favourite");
+        assert_eq!(simforge_data::rng::argmax(&sim.choose(&[(&watcher, &[0, 1])]).expect("choose")[0]), 1, "Comedy is the history's favourite");
     }
 }

@@ -11,7 +11,9 @@ use simforge_data::tables::Item;
 use crate::error::Result;
 use simforge_trainer::burn::tensor::Device;
 
-use crate::llm::{open_llm, AgentSpec, Llm, WriteAsk};
+use simforge_trainer::agent::{AgentSpec, EndpointSettings};
+
+use crate::llm::{open_llm, Llm, WriteAsk};
 
 pub trait Treatment {
     fn name(&self) -> String;
@@ -21,10 +23,16 @@ pub trait Treatment {
 
 /// Opens a treatment spec; the rule treatment reads `items`, a model writes at most
 /// `max_new_tokens`.
-pub fn open_treatment<'a>(spec: &AgentSpec, items: &'a [Item], max_new_tokens: usize, concurrency: usize, device: &Device) -> Result<Box<dyn Treatment + 'a>> {
+pub fn open_treatment<'a>(
+    spec: &AgentSpec,
+    items: &'a [Item],
+    max_new_tokens: usize,
+    endpoint: &EndpointSettings,
+    device: &Device,
+) -> Result<Box<dyn Treatment + 'a>> {
     Ok(match spec {
         AgentSpec::Rule => Box::new(RuleTreatment { items }),
-        _ => Box::new(LlmTreatment { llm: open_llm(spec, concurrency, device)?, max_new_tokens }),
+        _ => Box::new(LlmTreatment { llm: open_llm(spec, "treatment", endpoint, device)?, max_new_tokens }),
     })
 }
 
@@ -125,7 +133,10 @@ fn defect_description(kind: DefectKind) -> &'static str {
 /// request for a minimal edit in the same format.
 pub fn treatment_prompt(case: &DiscrepancyCase, diagnosis: Option<DefectKind>) -> String {
     let finding = match diagnosis {
-        Some(kind) => format!("A diagnosis found the profile {}. Fix exactly that with the smallest edit, keeping the rest of the profile word for word.", defect_description(kind)),
+        Some(kind) => format!(
+            "A diagnosis found the profile {}. Fix exactly that with the smallest edit, keeping the rest of the profile word for word.",
+            defect_description(kind)
+        ),
         None => "The profile is wrong. Rewrite it so that it fits the real user.".to_owned(),
     };
     format!("A simulated user driven by the profile below chose differently from the real user.\n{finding}\nReply with the new profile only, in the same line format.\n\n{}", case.render())
@@ -150,15 +161,21 @@ impl Treatment for LlmTreatment {
     }
 
     fn treat(&mut self, cases: &[(&DiscrepancyCase, Option<DefectKind>)]) -> Result<Vec<String>> {
-        let asks: Vec<WriteAsk> =
-            cases.iter().map(|(case, diagnosis)| WriteAsk { system: None, user: treatment_prompt(case, *diagnosis), max_new_tokens: self.max_new_tokens }).collect();
+        let asks: Vec<WriteAsk> = cases
+            .iter()
+            .map(|(case, diagnosis)| WriteAsk { system: None, user: treatment_prompt(case, *diagnosis), max_new_tokens: self.max_new_tokens })
+            .collect();
         let answers = self.llm.write(&asks)?;
         Ok(cases
             .iter()
             .zip(answers)
             .map(|((case, _), answer)| {
                 let profile = answer_profile(&answer);
-                if profile.is_empty() { case.profile.clone() } else { profile.to_owned() }
+                if profile.is_empty() {
+                    case.profile.clone()
+                } else {
+                    profile.to_owned()
+                }
             })
             .collect())
     }
@@ -184,7 +201,10 @@ mod tests {
         };
         assert_eq!(rule.rewrite(&case, Some(DefectKind::Incomplete)), "Demographics: 30 years old.\nLikes: Horror, Drama.\nDislikes: War.\nTaste: mixed.");
         // Horror drew the simulated choice and the history chose it only once: dropped.
-        assert_eq!(rule.rewrite(&case, Some(DefectKind::Inaccurate)), "Demographics: 30 years old.\nLikes: nothing in particular.\nDislikes: nothing in particular.\nTaste: mixed.");
+        assert_eq!(
+            rule.rewrite(&case, Some(DefectKind::Inaccurate)),
+            "Demographics: 30 years old.\nLikes: nothing in particular.\nDislikes: nothing in particular.\nTaste: mixed."
+        );
         // War was chosen only this once: not a preference yet.
         assert_eq!(rule.rewrite(&case, Some(DefectKind::Both)), "Demographics: 30 years old.\nLikes: Drama.\nDislikes: nothing in particular.\nTaste: mixed.");
         assert_eq!(rule.rewrite(&case, None), "Demographics: 30 years old.\nLikes: Drama, War.\nDislikes: nothing in particular.\nTaste: mixed.");

@@ -16,9 +16,10 @@ use simforge_data::split::{split, SplitConfig};
 use simforge_data::tables::Dataset;
 use simforge_eval::dgdpo::{run_dgdpo, DgdpoConfig, KeepRule, Parts, HISTORY_FILE};
 use simforge_eval::diagnosis::{read_defect_cases, Diagnoser, LmDiagnoser, RuleDiagnoser};
-use simforge_eval::llm::{open_llm, AgentSpec, LetterAsk, Llm, LocalLlm, WriteAsk};
+use simforge_eval::llm::{open_llm, LetterAsk, Llm, LocalLlm, WriteAsk};
 use simforge_eval::simulator::{LmSimulator, RuleSimulator};
 use simforge_eval::treatment::{LlmTreatment, RuleTreatment};
+use simforge_trainer::agent::{AgentSpec, EndpointSettings};
 use simforge_trainer::burn::tensor::Device;
 use simforge_trainer::checkpoint::write_random_init;
 use simforge_trainer::models::qwen3::Qwen3Config;
@@ -27,7 +28,7 @@ use simforge_trainer::train::config::{Objective, TrainConfig};
 use simforge_trainer::train::{train, TrainJob, FINAL_MODEL};
 
 fn device() -> Device {
-    simforge_trainer::device::parse("cpu").expect("cpu device")
+    simforge_trainer::device::Device::Cpu.open().expect("cpu device")
 }
 
 struct World {
@@ -88,8 +89,12 @@ fn the_rule_loop_keeps_only_fixing_rewrites_measures_every_method_and_is_determi
     }
     // Every step is counted, every discrepancy diagnosed and its rewrite kept or rejected.
     let history = Table::read(&dir.path().join("a").join(HISTORY_FILE)).expect("profile history");
-    let (methods, kept, reasons, diagnoses) =
-        (history.strings("method").expect("method"), history.bools("kept").expect("kept"), history.strings("reason").expect("reason"), history.opt_strings("diagnosis").expect("diagnosis"));
+    let (methods, kept, reasons, diagnoses) = (
+        history.strings("method").expect("method"),
+        history.bools("kept").expect("kept"),
+        history.strings("reason").expect("reason"),
+        history.opt_strings("diagnosis").expect("diagnosis"),
+    );
     for method in ["dgdpo", "refine_without_diagnosis"] {
         let stats = &report["optimisation"][method];
         let n = |k: &str| stats[k].as_u64().expect("count") as usize;
@@ -153,7 +158,7 @@ fn a_trained_diagnostic_model_writes_labels_answers_over_http_and_language_model
     let model = diagnostic_model(dir.path(), &w.defects.join("defects.parquet"), 100);
 
     // Plain generation after the fixed prompt writes the label format.
-    let cases = read_defect_cases(&w.defects.join("defects.parquet"), "eval").expect("cases");
+    let cases = read_defect_cases(&w.defects.join("defects.parquet"), simforge_data::tables::Split::Eval).expect("cases");
     assert!(!cases.is_empty());
     let mut local = LocalLlm::load(&model, &device()).expect("local");
     let prompt = simforge_data::diagnosis::diagnosis_prompt(&cases[0].0.render());
@@ -161,10 +166,20 @@ fn a_trained_diagnostic_model_writes_labels_answers_over_http_and_language_model
     assert!(written[0].starts_with(DIAGNOSIS_CUE), "the trained model writes `Diagnosis: [`, wrote {:?}", written[0]);
 
     // The same model behind the OpenAI-compatible server gives the same label odds.
-    let asks: Vec<LetterAsk> = cases.iter().take(4).map(|(c, _)| LetterAsk { system: None, user: simforge_data::diagnosis::diagnosis_prompt(&c.render()), cue: DIAGNOSIS_CUE, choices: 3 }).collect();
+    let asks: Vec<LetterAsk> = cases
+        .iter()
+        .take(4)
+        .map(|(c, _)| LetterAsk { system: None, user: simforge_data::diagnosis::diagnosis_prompt(&c.render()), cue: DIAGNOSIS_CUE, choices: 3 })
+        .collect();
     let here = local.letters(&asks).expect("local letters");
     let base_url = start_server(&model);
-    let mut remote = open_llm(&AgentSpec::OpenAi { model: "tiny".into(), base_url: Some(base_url) }, 2, &device()).expect("remote");
+    let mut remote = open_llm(
+        &AgentSpec::OpenAi { model: "tiny".into(), base_url: Some(base_url) },
+        "diagnoser",
+        &EndpointSettings { concurrency: 2, ..EndpointSettings::default() },
+        &device(),
+    )
+    .expect("remote");
     let there = remote.letters(&asks).expect("remote letters");
     for (a, b) in here.iter().zip(&there) {
         assert_eq!(a.len(), 3);

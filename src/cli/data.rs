@@ -5,8 +5,17 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use serde::Serialize;
+use simforge_data::corpus::CorpusConfig;
+use simforge_data::defects::DefectsConfig;
+use simforge_data::prep::PrepConfig;
+use simforge_data::profiles::ProfilesConfig;
+use simforge_data::scenes::ScenesConfig;
+use simforge_data::sources::Format;
+use simforge_data::split::SplitConfig;
 use simforge_data::{corpus, defects, fetch, prep, profiles, scenes, split};
 
+use super::flags::{apply, parse};
 use super::print_json;
 
 #[derive(Debug, Args)]
@@ -15,10 +24,33 @@ simforge prep --format amazon --input Movies_and_TV_5.json --skip-invalid --out 
 simforge prep --format synthetic --seed 7 --out data/world")]
 pub struct PrepArgs {
     #[command(flatten)]
-    pub config: prep::PrepConfig,
+    pub flags: PrepFlags,
     /// Folder for users.parquet, items.parquet, interactions.parquet and stats.json.
     #[arg(long)]
     pub out: PathBuf,
+}
+
+/// `[prep]` as flags.
+#[derive(Debug, Args, Serialize)]
+pub struct PrepFlags {
+    /// Source format: movielens, recbole, amazon, sasrec or synthetic; detected from the files when omitted.
+    #[arg(long, value_parser = parse::<Format>)]
+    pub format: Option<Format>,
+    /// Dataset file or folder. For `synthetic`, an optional TOML file of world parameters.
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// Keep only users with at least N interactions (applied with the item filter until stable).
+    #[arg(long, default_value_t = PrepConfig::default().min_user_interactions)]
+    pub min_user_interactions: u32,
+    /// Keep only items with at least N interactions.
+    #[arg(long, default_value_t = PrepConfig::default().min_item_interactions)]
+    pub min_item_interactions: u32,
+    /// Skip malformed lines, counting them in `stats.json`, instead of stopping at the first.
+    #[arg(long)]
+    pub skip_invalid: bool,
+    /// Seed of the synthetic world (other formats use none).
+    #[arg(long)]
+    pub seed: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -31,7 +63,36 @@ pub struct ScenesArgs {
     #[arg(long)]
     pub out: PathBuf,
     #[command(flatten)]
-    pub config: scenes::ScenesConfig,
+    pub flags: ScenesFlags,
+}
+
+/// `[scenes]` as flags.
+#[derive(Debug, Args, Serialize)]
+pub struct ScenesFlags {
+    /// Training scenes to build (fewer when the data has fewer targets).
+    #[arg(long, default_value_t = ScenesConfig::default().train)]
+    pub train: usize,
+    /// Evaluation scenes to build, from each user's latest interactions.
+    #[arg(long, default_value_t = ScenesConfig::default().eval)]
+    pub eval: usize,
+    /// Shortest exposure list of a training scene (≥ 2).
+    #[arg(long, default_value_t = ScenesConfig::default().min_exposure)]
+    pub min_exposure: usize,
+    /// Longest exposure list of a training scene (≤ 26).
+    #[arg(long, default_value_t = ScenesConfig::default().max_exposure)]
+    pub max_exposure: usize,
+    /// Exposure length of every evaluation scene.
+    #[arg(long, default_value_t = ScenesConfig::default().eval_exposure)]
+    pub eval_exposure: usize,
+    /// Most history items shown; each scene shows randint(2, max-history).
+    #[arg(long, default_value_t = ScenesConfig::default().max_history)]
+    pub max_history: usize,
+    /// Evaluation targets reserved per user (their latest), kept out of training.
+    #[arg(long, default_value_t = ScenesConfig::default().eval_per_user)]
+    pub eval_per_user: usize,
+    /// Seed for every random choice.
+    #[arg(long)]
+    pub seed: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -44,7 +105,21 @@ pub struct SplitArgs {
     #[arg(long)]
     pub out: PathBuf,
     #[command(flatten)]
-    pub config: split::SplitConfig,
+    pub flags: SplitFlags,
+}
+
+/// `[split]` as flags.
+#[derive(Debug, Args, Serialize)]
+pub struct SplitFlags {
+    /// Share of the non-test history that forms D_ini (0 < alpha < 1).
+    #[arg(long, default_value_t = SplitConfig::default().alpha)]
+    pub alpha: f64,
+    /// Share of each history held out as the test part (at least `min_test` items).
+    #[arg(long, default_value_t = SplitConfig::default().test_frac)]
+    pub test_frac: f64,
+    /// Fewest test items per user.
+    #[arg(long, default_value_t = SplitConfig::default().min_test)]
+    pub min_test: usize,
 }
 
 #[derive(Debug, Args)]
@@ -60,7 +135,18 @@ pub struct ProfilesArgs {
     #[arg(long)]
     pub out: PathBuf,
     #[command(flatten)]
-    pub config: profiles::ProfilesConfig,
+    pub flags: ProfilesFlags,
+}
+
+/// `[profiles]` as flags.
+#[derive(Debug, Args, Serialize)]
+pub struct ProfilesFlags {
+    /// Most liked categories stated in a profile.
+    #[arg(long, default_value_t = ProfilesConfig::default().max_likes)]
+    pub max_likes: usize,
+    /// Most disliked categories stated in a profile.
+    #[arg(long, default_value_t = ProfilesConfig::default().max_dislikes)]
+    pub max_dislikes: usize,
 }
 
 #[derive(Debug, Args)]
@@ -76,7 +162,27 @@ pub struct DefectsArgs {
     #[arg(long)]
     pub out: PathBuf,
     #[command(flatten)]
-    pub config: defects::DefectsConfig,
+    pub flags: DefectsFlags,
+}
+
+/// `[defects]` as flags.
+#[derive(Debug, Args, Serialize)]
+pub struct DefectsFlags {
+    /// Samples per class (the classes are kept balanced: fewer if the data allows fewer).
+    #[arg(long, default_value_t = DefectsConfig::default().per_class)]
+    pub per_class: usize,
+    /// Candidate items shown in a case (≥ 2).
+    #[arg(long, default_value_t = DefectsConfig::default().candidates)]
+    pub candidates: usize,
+    /// Share of users whose samples form the held-out evaluation split.
+    #[arg(long, default_value_t = DefectsConfig::default().eval_frac)]
+    pub eval_frac: f64,
+    /// History items quoted in a case.
+    #[arg(long, default_value_t = DefectsConfig::default().recent)]
+    pub recent: usize,
+    /// Seed for every random choice.
+    #[arg(long)]
+    pub seed: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -89,7 +195,15 @@ pub struct CorpusArgs {
     #[arg(long)]
     pub out: PathBuf,
     #[command(flatten)]
-    pub config: corpus::CorpusConfig,
+    pub flags: CorpusFlags,
+}
+
+/// `[corpus]` as flags.
+#[derive(Debug, Args, Serialize)]
+pub struct CorpusFlags {
+    /// Interactions per document; longer histories continue in further documents.
+    #[arg(long, default_value_t = CorpusConfig::default().events_per_doc)]
+    pub events_per_doc: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,29 +232,28 @@ simforge data fetch ml-100k --from-file ~/Downloads/ml-100k.zip --out downloads"
 }
 
 pub fn prep(args: PrepArgs) -> anyhow::Result<()> {
-    let stats = prep::prep(&args.config, &args.out)?;
-    print_json(&stats)
+    print_json(&prep::prep(&apply(&PrepConfig::default(), &args.flags)?, &args.out)?)
 }
 
 pub fn scenes(args: ScenesArgs) -> anyhow::Result<()> {
-    print_json(&scenes::scenes(&args.data, &args.out, &args.config)?)
+    print_json(&scenes::scenes(&args.data, &args.out, &apply(&ScenesConfig::default(), &args.flags)?)?)
 }
 
 pub fn split(args: SplitArgs) -> anyhow::Result<()> {
-    print_json(&split::split(&args.data, &args.out, &args.config)?)
+    print_json(&split::split(&args.data, &args.out, &apply(&SplitConfig::default(), &args.flags)?)?)
 }
 
 pub fn profiles(args: ProfilesArgs) -> anyhow::Result<()> {
-    let users = profiles::profiles(&args.data, &args.split, &args.out, &args.config)?;
+    let users = profiles::profiles(&args.data, &args.split, &args.out, &apply(&ProfilesConfig::default(), &args.flags)?)?;
     print_json(&serde_json::json!({ "profiles": users }))
 }
 
 pub fn defects(args: DefectsArgs) -> anyhow::Result<()> {
-    print_json(&defects::defects(&args.data, &args.profiles, &args.out, &args.config)?)
+    print_json(&defects::defects(&args.data, &args.profiles, &args.out, &apply(&DefectsConfig::default(), &args.flags)?)?)
 }
 
 pub fn corpus(args: CorpusArgs) -> anyhow::Result<()> {
-    let docs = corpus::corpus(&args.data, &args.out, &args.config)?;
+    let docs = corpus::corpus(&args.data, &args.out, &apply(&CorpusConfig::default(), &args.flags)?)?;
     print_json(&serde_json::json!({ "documents": docs }))
 }
 

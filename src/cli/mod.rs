@@ -1,21 +1,26 @@
-//! Command-line definitions, one file per command group.
+//! Command-line definitions, one file per command group. Each command reads its flags and calls
+//! one library function; flags map onto the libraries' config structs through [`flags::apply`].
 
 pub mod bench;
 pub mod data;
 pub mod distill;
 pub mod eval;
+pub mod flags;
 pub mod lm;
 pub mod run;
 pub mod serve;
 pub mod train;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Parser, Subcommand};
+use simforge_trainer::device::Device;
 
 const EXAMPLES: &str = "\
 Examples:
-  simforge run recipes/quickstart.toml              # the embedded default: synthetic world → scenes, profiles, defects
+  simforge run recipes/quickstart.toml              # the embedded default: synthetic world → scenes, students, DGDPO
+  simforge run recipes/quickstart.toml --set sft.lr=1e-4 --set distill.samples=5
   simforge prep --input ../shared/datasets/ml-100k --out data/ml-100k
   simforge scenes --data data/ml-100k --out data/ml-100k-scenes --train 5000 --eval 500
   simforge data fetch ml-1m --out downloads
@@ -67,7 +72,8 @@ pub enum Command {
         #[command(subcommand)]
         command: lm::LmCommand,
     },
-    /// Train: a causal LM (DAPT on text, SFT on chat records, DPO on pairs; full or LoRA) or SASRec.
+    /// Train: a causal LM (DAPT on text, SFT on chat records, DPO on pairs; full or LoRA), the
+    /// diagnostic model, or SASRec.
     Train {
         #[command(subcommand)]
         command: train::TrainCommand,
@@ -88,22 +94,32 @@ pub enum Command {
     },
     /// Write a model as a transformers-loadable folder (optionally merging LoRA) or a PEFT adapter.
     Export(train::ExportArgs),
-    /// Benchmarks that write JSON results.
+    /// Benchmarks of simforge itself that write JSON (benches/ compares them with other tools).
     Bench {
         #[command(subcommand)]
         command: bench::BenchCommand,
     },
 }
 
-static OFFLINE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static OFFLINE: AtomicBool = AtomicBool::new(false);
+
+/// Whether `--offline` was given (hub ids resolve from the local cache only).
+pub fn offline() -> bool {
+    OFFLINE.load(Ordering::Relaxed)
+}
 
 /// A `--model` argument as a folder: itself, or a hub id's snapshot in the Hugging Face cache.
-pub fn model_dir(model: &std::path::Path) -> anyhow::Result<PathBuf> {
-    Ok(simforge_trainer::hub::resolve(model, OFFLINE.load(std::sync::atomic::Ordering::Relaxed))?)
+pub fn model_dir(model: &Path) -> anyhow::Result<PathBuf> {
+    Ok(simforge_trainer::hub::resolve(model, offline())?)
+}
+
+/// The burn device of a `--device` flag.
+pub fn open(device: Device) -> anyhow::Result<simforge_trainer::burn::tensor::Device> {
+    Ok(device.open()?)
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
-    OFFLINE.store(cli.offline, std::sync::atomic::Ordering::Relaxed);
+    OFFLINE.store(cli.offline, Ordering::Relaxed);
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Prep(args) => data::prep(args),

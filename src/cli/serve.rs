@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use simforge_trainer::device;
+use simforge_trainer::device::Device;
 use simforge_trainer::openai::server::{bind, serve, ServedModel};
 
 #[derive(Debug, Args)]
@@ -23,13 +23,13 @@ pub struct ServeArgs {
     /// 0 picks a free port (printed at start).
     #[arg(long, default_value_t = 8000)]
     pub port: u16,
-    /// cpu, wgpu or cuda[:N].
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    /// cpu, wgpu[:N] or cuda[:N].
+    #[arg(long, default_value_t = Device::default())]
+    pub device: Device,
 }
 
 pub fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
-    let device = device::parse(&args.device)?;
+    let device = super::open(args.device)?;
     let dir = super::model_dir(&args.model)?;
     let model = ServedModel::load(&dir, args.served_model_name, &device).with_context(|| format!("loading {}", dir.display()))?;
     let http = bind(&format!("{}:{}", args.host, args.port))?;

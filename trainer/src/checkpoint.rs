@@ -1,126 +1,25 @@
 //! Model folders in Hugging Face layout: `config.json`, `model.safetensors`, `tokenizer.json`,
 //! `generation_config.json`, and for LoRA `adapter_model.safetensors` + `adapter_config.json`
 //! in PEFT's layout. Every folder is written under a temporary name and renamed into place, so
-//! a crash never leaves half a checkpoint.
+//! a crash never leaves half a checkpoint. Loading a model folder (full weights, or an adapter
+//! onto its base) happens here and nowhere else.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use burn::module::{Lora, Module, ModuleMapper, Param, ParamGroup};
-use burn::tensor::{Device, Tensor, TensorData};
-use safetensors::{Dtype, SafeTensors};
+use burn::module::{Lora, Module, ParamGroup};
+use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use simforge_data::rng::Rng;
 
 use crate::error::{Result, TrainerError};
 use crate::models::qwen3::{Qwen3Config, Qwen3ForCausalLM};
+use crate::tensors::{host, map_parameters, named_parameters, read_safetensors, write_safetensors, HostTensors, NamedTensor};
 use crate::train::config::LoraConfig;
-use crate::train::optim::{host, named_parameters};
+use crate::weights::WeightSource;
 
 pub const ADAPTER_CONFIG: &str = "adapter_config.json";
 pub const ADAPTER_WEIGHTS: &str = "adapter_model.safetensors";
-
-/// A host tensor on its way to or from disk: (name, values, shape).
-pub type NamedTensor = (String, Vec<f32>, Vec<usize>);
-
-/// The tensors of a file by name: (values, shape).
-pub type HostTensors = HashMap<String, (Vec<f32>, Vec<usize>)>;
-
-/// Writes f32 tensors as a safetensors file (`format: pt`, as transformers expects).
-pub fn write_safetensors(path: &Path, tensors: &[NamedTensor]) -> Result<()> {
-    let bytes: Vec<Vec<u8>> = tensors.iter().map(|(_, v, _)| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
-    let views = tensors
-        .iter()
-        .zip(&bytes)
-        .map(|((name, _, shape), b)| {
-            safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), b)
-                .map(|view| (name.clone(), view))
-                .map_err(|e| TrainerError::checkpoint(path, format!("tensor `{name}`: {e}")))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
-    let data = safetensors::serialize(views, Some(metadata)).map_err(|e| TrainerError::checkpoint(path, e.to_string()))?;
-    std::fs::write(path, data).map_err(|e| TrainerError::io(path, e))
-}
-
-/// Every tensor of a safetensors file as f32.
-pub fn read_safetensors(path: &Path) -> Result<HostTensors> {
-    let bytes = std::fs::read(path).map_err(|e| TrainerError::io(path, e))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| TrainerError::checkpoint(path, format!("not a safetensors file: {e}")))?;
-    st.tensors()
-        .into_iter()
-        .map(|(name, view)| {
-            let data = view.data();
-            let values: Vec<f32> = match view.dtype() {
-                Dtype::F32 => data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-                Dtype::F16 => data.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-                Dtype::BF16 => data.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-                other => return Err(TrainerError::checkpoint(path, format!("tensor `{name}` has dtype {other:?}; expected f32, f16 or bf16"))),
-            };
-            Ok((name, (values, view.shape().to_vec())))
-        })
-        .collect()
-}
-
-/// Every float parameter of `model` by path, as written by [`named_parameters`] (burn's layout).
-pub fn parameter_tensors<M: Module>(model: &M) -> Vec<NamedTensor> {
-    named_parameters(model).into_iter().map(|(path, values, shape, _)| (path, host(values), shape)).collect()
-}
-
-/// Replaces every float parameter of `model` with the tensor of the same path in `tensors`
-/// (the inverse of [`parameter_tensors`]); a missing tensor or another shape is an error.
-pub fn load_parameter_tensors<M: Module>(model: M, mut tensors: HostTensors, file: &Path) -> Result<M> {
-    map_parameters(model, |name, dims| {
-        let (values, shape) = tensors.remove(name).ok_or_else(|| TrainerError::MissingTensor { path: file.to_path_buf(), name: name.into() })?;
-        if shape != dims {
-            return Err(TrainerError::Shape { path: file.to_path_buf(), name: name.into(), expected: dims.to_vec(), found: shape });
-        }
-        Ok(Some(values))
-    })
-}
-
-/// Sets each float parameter to what `values(path, dims)` gives (row-major, burn's layout),
-/// keeping it where that is `None`; the first error stops the filling and is returned.
-fn map_parameters<M: Module>(model: M, values: impl FnMut(&str, &[usize]) -> Result<Option<Vec<f32>>>) -> Result<M> {
-    struct Fill<F> {
-        values: F,
-        stack: Vec<String>,
-        error: Option<TrainerError>,
-    }
-    impl<F: FnMut(&str, &[usize]) -> Result<Option<Vec<f32>>>> ModuleMapper for Fill<F> {
-        fn enter_module(&mut self, name: &str, _container_type: &str) {
-            self.stack.push(name.to_owned());
-        }
-        fn exit_module(&mut self, _name: &str, _container_type: &str) {
-            self.stack.pop();
-        }
-        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            if self.error.is_some() {
-                return param;
-            }
-            let dims = param.val().dims();
-            let values = match (self.values)(&self.stack.join("."), &dims) {
-                Ok(Some(values)) => values,
-                Ok(None) => return param,
-                Err(e) => {
-                    self.error = Some(e);
-                    return param;
-                }
-            };
-            let (id, tensor, mapper) = param.consume();
-            let value: Tensor<D> = Tensor::from_data(TensorData::new(values, dims), &tensor.device());
-            let value = if tensor.is_require_grad() { Tensor::from_inner(value).require_grad() } else { value };
-            Param::from_mapped_value(id, value, mapper)
-        }
-    }
-    let mut fill = Fill { values, stack: Vec::new(), error: None };
-    let model = model.map(&mut fill);
-    match fill.error {
-        Some(e) => Err(e),
-        None => Ok(model),
-    }
-}
 
 /// Builds a folder under a temporary name next to `dir`, then swaps it into place.
 pub fn write_dir_atomically(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
@@ -220,7 +119,7 @@ impl AdapterConfig {
             r: lora.rank,
             lora_alpha: lora.alpha,
             lora_dropout: lora.dropout,
-            target_modules: lora.targets.clone(),
+            target_modules: lora.targets.iter().map(|t| t.name().to_owned()).collect(),
             bias: "none".into(),
             fan_in_fan_out: false,
             inference_mode: true,
@@ -229,8 +128,10 @@ impl AdapterConfig {
         }
     }
 
-    pub fn lora(&self) -> LoraConfig {
-        LoraConfig { rank: self.r, alpha: self.lora_alpha, dropout: self.lora_dropout, targets: self.target_modules.clone() }
+    /// The adapter's settings; `path` names its file in errors (a target simforge cannot adapt).
+    pub fn lora(&self, path: &Path) -> Result<LoraConfig> {
+        let targets = self.target_modules.iter().map(|t| t.parse().map_err(|why| TrainerError::checkpoint(path, why))).collect::<Result<_>>()?;
+        Ok(LoraConfig { rank: self.r, alpha: self.lora_alpha, dropout: self.lora_dropout, targets })
     }
 }
 
@@ -241,8 +142,7 @@ pub fn attach_lora(model: Qwen3ForCausalLM, config: &Qwen3Config, lora: &LoraCon
     let mut paths = Vec::new();
     for layer in 0..config.num_hidden_layers {
         for target in &lora.targets {
-            let block = if matches!(target.as_str(), "gate_proj" | "up_proj" | "down_proj") { "mlp" } else { "self_attn" };
-            paths.push(format!("model.layers.{layer}.{block}.{target}.weight"));
+            paths.push(format!("model.layers.{layer}.{}.{target}.weight", target.block()));
         }
     }
     let mut model = model.apply_lora(Lora::new(lora.rank, lora.alpha).set_param_group(ParamGroup::from_paths(paths)));
@@ -317,7 +217,10 @@ pub fn write_model_files(dir: &Path, config: &Qwen3Config, tokenizer_from: &Path
     if !dir.join("generation_config.json").is_file() {
         let eos = config.extra.get("eos_token_id").cloned().unwrap_or(serde_json::Value::Null);
         let pad = config.extra.get("pad_token_id").cloned().unwrap_or(serde_json::Value::Null);
-        simforge_data::fsutil::write_json(&dir.join("generation_config.json"), &serde_json::json!({ "eos_token_id": eos, "pad_token_id": pad, "do_sample": false }))?;
+        simforge_data::fsutil::write_json(
+            &dir.join("generation_config.json"),
+            &serde_json::json!({ "eos_token_id": eos, "pad_token_id": pad, "do_sample": false }),
+        )?;
     }
     Ok(())
 }
@@ -326,15 +229,15 @@ pub fn write_model_files(dir: &Path, config: &Qwen3Config, tokenizer_from: &Path
 pub fn load_with_adapter(dir: &Path, device: &Device) -> Result<(Qwen3Config, Qwen3ForCausalLM, AdapterConfig)> {
     let adapter = read_adapter_config(dir)?;
     let base = adapter_base(dir, &adapter);
-    let (config, model) = crate::weights::load_qwen3(&base, device)?;
-    let model = attach_lora(model, &config, &adapter.lora(), 0)?;
+    let (config, model) = load_qwen3(&base, device)?;
+    let model = attach_lora(model, &config, &adapter.lora(&dir.join(ADAPTER_CONFIG))?, 0)?;
     let model = load_adapter_values(model, read_safetensors(&dir.join(ADAPTER_WEIGHTS))?, dir)?;
     Ok((config, model, adapter))
 }
 
 /// Whether `dir` holds a LoRA adapter rather than full weights.
 pub fn is_adapter(dir: &Path) -> bool {
-    dir.join(ADAPTER_CONFIG).is_file() && !crate::weights::has_full_weights(dir)
+    dir.join(ADAPTER_CONFIG).is_file() && !has_full_weights(dir)
 }
 
 /// Folds every adapter into its weight (`W₀ + s·A·B`), leaving a plain model.
@@ -353,7 +256,7 @@ pub fn write_random_init(dir: &Path, config: &Qwen3Config, tokenizer: &crate::to
             config.extra.insert(key.into(), id.into());
         }
     }
-    let model = Qwen3ForCausalLM::load(&config, &mut crate::weights::WeightSource::random(seed, device))?;
+    let model = Qwen3ForCausalLM::load(&config, &mut WeightSource::random(seed, device))?;
     write_dir_atomically(dir, |tmp| {
         write_model_files(tmp, &config, tmp)?;
         tokenizer.save(&tmp.join("tokenizer.json"))?;
@@ -368,7 +271,7 @@ pub fn export_model(model: &Path, out: &Path, merge_lora_weights: bool, device: 
     let adapter = is_adapter(model);
     write_dir_atomically(out, |tmp| {
         if !adapter {
-            let (config, weights) = crate::weights::load_qwen3(model, device)?;
+            let (config, weights) = load_qwen3(model, device)?;
             write_model_files(tmp, &config, model)?;
             return write_safetensors(&tmp.join("model.safetensors"), &model_tensors(&weights));
         }
@@ -379,7 +282,10 @@ pub fn export_model(model: &Path, out: &Path, merge_lora_weights: bool, device: 
         }
         let base = adapter_base(model, &adapter_config);
         let absolute = std::fs::canonicalize(&base).unwrap_or(base);
-        simforge_data::fsutil::write_json(&tmp.join(ADAPTER_CONFIG), &AdapterConfig { base_model_name_or_path: absolute.display().to_string(), ..adapter_config })?;
+        simforge_data::fsutil::write_json(
+            &tmp.join(ADAPTER_CONFIG),
+            &AdapterConfig { base_model_name_or_path: absolute.display().to_string(), ..adapter_config },
+        )?;
         write_safetensors(&tmp.join(ADAPTER_WEIGHTS), &adapter_tensors(&weights))
     })?;
     Ok(match (adapter, merge_lora_weights) {
@@ -387,4 +293,45 @@ pub fn export_model(model: &Path, out: &Path, merge_lora_weights: bool, device: 
         (true, true) => "LoRA merged into full weights",
         (true, false) => "PEFT adapter",
     })
+}
+
+/// Whether `dir` holds full weights: `model.safetensors` or a sharded index.
+pub fn has_full_weights(dir: &Path) -> bool {
+    dir.join("model.safetensors").is_file() || dir.join("model.safetensors.index.json").is_file()
+}
+
+/// Reads `config.json` and checks the architecture can run it.
+pub fn read_config(dir: &Path) -> Result<Qwen3Config> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| TrainerError::io(&path, e))?;
+    let mut json: serde_json::Value = serde_json::from_str(&text).map_err(|e| TrainerError::checkpoint(&path, format!("not JSON: {e}")))?;
+    // transformers 5 writes `rope_parameters: {rope_theta, rope_type}` instead of `rope_theta`.
+    if json.get("rope_theta").is_none() {
+        if let Some(theta) = json.pointer("/rope_parameters/rope_theta").cloned() {
+            json["rope_theta"] = theta;
+        }
+    }
+    let config: Qwen3Config = serde_json::from_value(json).map_err(|e| TrainerError::checkpoint(&path, format!("not a Qwen3 config: {e}")))?;
+    if let Some(message) = config.unsupported() {
+        return Err(TrainerError::UnsupportedConfig { path, message });
+    }
+    Ok(config)
+}
+
+/// Loads a Hugging Face checkpoint folder onto `device`; a LoRA adapter folder loads onto its
+/// base model with the adapters merged.
+pub fn load_qwen3(dir: &Path, device: &Device) -> Result<(Qwen3Config, Qwen3ForCausalLM)> {
+    if is_adapter(dir) {
+        let (config, model, _) = load_with_adapter(dir, device)?;
+        return Ok((config, merge_lora(model)));
+    }
+    load_full_weights(dir, device)
+}
+
+/// Loads the full weights of a checkpoint folder (`model.safetensors` or a sharded index).
+pub fn load_full_weights(dir: &Path, device: &Device) -> Result<(Qwen3Config, Qwen3ForCausalLM)> {
+    let config = read_config(dir)?;
+    let mut weights = WeightSource::safetensors(dir, device)?;
+    let model = Qwen3ForCausalLM::load(&config, &mut weights)?;
+    Ok((config, model))
 }

@@ -1,4 +1,5 @@
-//! The trainer's error type: names the file, tensor or setting at fault.
+//! The trainer's error type: each variant says what failed (a file, a record, a tensor, a
+//! setting, an endpoint) and keeps its cause.
 
 use std::path::PathBuf;
 
@@ -15,16 +16,31 @@ pub enum TrainerError {
     #[error("{path}: missing tensor `{name}`")]
     MissingTensor { path: PathBuf, name: String },
     #[error("{path}: tensor `{name}` has shape {found:?}, expected {expected:?}")]
-    Shape {
-        path: PathBuf,
-        name: String,
-        expected: Vec<usize>,
-        found: Vec<usize>,
-    },
+    Shape { path: PathBuf, name: String, expected: Vec<usize>, found: Vec<usize> },
     #[error("{path}: unsupported config: {message}")]
     UnsupportedConfig { path: PathBuf, message: String },
-    #[error("{0}")]
-    Invalid(String),
+    /// A row of an input table that cannot be used.
+    #[error("{path} row {row}: {message}")]
+    Record { path: PathBuf, row: usize, message: String },
+    /// A setting out of range, or a part given something it cannot use.
+    #[error("{what}: {message}")]
+    Settings { what: String, message: String },
+    /// An HTTP endpoint (an OpenAI-compatible server, the model hub) failed or answered badly.
+    #[error("{url}: {message}")]
+    Endpoint { url: String, message: String },
+    /// Training stopped because a loss or gradient is not finite.
+    #[error("{message}")]
+    Diverged { message: String },
+    #[error("{message}")]
+    Backend { message: String },
+    #[error("tokenizer: {what}: {source}")]
+    Tokenizer {
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
     #[error(transparent)]
     Data(#[from] simforge_data::DataError),
 }
@@ -38,5 +54,17 @@ impl TrainerError {
 
     pub fn checkpoint(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         Self::Checkpoint { path: path.into(), message: message.into() }
+    }
+
+    pub fn record(path: impl Into<PathBuf>, row: usize, message: impl Into<String>) -> Self {
+        Self::Record { path: path.into(), row, message: message.into() }
+    }
+
+    pub fn settings(what: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Settings { what: what.into(), message: message.into() }
+    }
+
+    pub fn endpoint(url: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Endpoint { url: url.into(), message: message.into() }
     }
 }

@@ -27,12 +27,15 @@ pub fn resolve(model: &Path, offline: bool) -> Result<PathBuf> {
     let repo = cache_root().join(format!("models--{}", id.replace('/', "--")));
     let offline = offline || std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
     if let Some(snapshot) = cached_snapshot(&repo, revision) {
-        if offline || snapshot.join("config.json").is_file() && crate::weights::has_full_weights(&snapshot) {
+        if offline || snapshot.join("config.json").is_file() && crate::checkpoint::has_full_weights(&snapshot) {
             return Ok(snapshot);
         }
     }
     if offline {
-        return Err(TrainerError::Invalid(format!("{id}@{revision} is not in the Hugging Face cache {} and downloads are off (offline)", repo.display())));
+        return Err(TrainerError::settings(
+            format!("{id}@{revision}"),
+            format!("not in the Hugging Face cache {} and downloads are off (offline)", repo.display()),
+        ));
     }
     download(id, revision, &repo)
 }
@@ -73,7 +76,7 @@ fn download(id: &str, revision: &str, repo: &Path) -> Result<PathBuf> {
     let token = std::env::var("HF_TOKEN").ok();
     let info_url = format!("{}/api/models/{id}/revision/{revision}", endpoint());
     let info: ModelInfo = serde_json::from_slice(&simforge_data::fetch::get_bytes(&info_url, token.as_deref())?)
-        .map_err(|e| TrainerError::Invalid(format!("{info_url}: not a model description: {e}")))?;
+        .map_err(|e| TrainerError::endpoint(&info_url, format!("not a model description: {e}")))?;
     let names: Vec<&str> = info.siblings.iter().map(|s| s.rfilename.as_str()).collect();
     let mut wanted: Vec<String> = MODEL_FILES.iter().filter(|f| names.contains(f)).map(|f| f.to_string()).collect();
     if names.contains(&"model.safetensors") {
@@ -82,10 +85,10 @@ fn download(id: &str, revision: &str, repo: &Path) -> Result<PathBuf> {
         wanted.push("model.safetensors.index.json".into());
         wanted.extend(names.iter().filter(|n| n.starts_with("model-") && n.ends_with(".safetensors")).map(|n| n.to_string()));
     } else {
-        return Err(TrainerError::Invalid(format!("{id}@{revision} has no safetensors weights (model.safetensors or an index)")));
+        return Err(TrainerError::endpoint(&info_url, format!("{id}@{revision} has no safetensors weights (model.safetensors or an index)")));
     }
     if !names.contains(&"config.json") {
-        return Err(TrainerError::Invalid(format!("{id}@{revision} has no config.json")));
+        return Err(TrainerError::endpoint(&info_url, format!("{id}@{revision} has no config.json")));
     }
     let snapshot = repo.join("snapshots").join(&info.sha);
     std::fs::create_dir_all(&snapshot).map_err(|e| TrainerError::io(&snapshot, e))?;

@@ -23,14 +23,10 @@ fn host_rows(t: Tensor<2>) -> Vec<Vec<f32>> {
     values.chunks(width.max(1)).map(<[f32]>::to_vec).collect()
 }
 
-fn argmax(row: &[f32]) -> u32 {
-    row.iter().enumerate().fold((0usize, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best }).0 as u32
-}
-
 impl LanguageModel {
     /// Loads a checkpoint folder; padding uses the config's `pad_token_id` (else 0).
     pub fn load(dir: &std::path::Path, device: &burn::tensor::Device) -> crate::Result<Self> {
-        let (config, model) = crate::weights::load_qwen3(dir, device)?;
+        let (config, model) = crate::checkpoint::load_qwen3(dir, device)?;
         let pad_id = config.extra.get("pad_token_id").and_then(serde_json::Value::as_u64).unwrap_or(0) as u32;
         Ok(Self { model, config, pad_id })
     }
@@ -158,10 +154,7 @@ impl LanguageModel {
             for (row, token) in key_valid.iter_mut().zip(&next) {
                 row.push(token.is_some());
             }
-            let batch = Batch {
-                ids: next.iter().map(|t| vec![t.unwrap_or(self.pad_id)]).collect(),
-                valid: next.iter().map(|t| vec![t.is_some()]).collect(),
-            };
+            let batch = Batch { ids: next.iter().map(|t| vec![t.unwrap_or(self.pad_id)]).collect(), valid: next.iter().map(|t| vec![t.is_some()]).collect() };
             let logits = self.model.forward(&batch, &key_valid, self.config.rope_theta, Some(&mut cache));
             let [b, t, v] = logits.dims();
             last = host_rows(logits.slice([0..b, t - 1..t, 0..v]).reshape([b, v]));
@@ -207,7 +200,7 @@ impl Default for SamplingOptions {
 impl SamplingOptions {
     fn pick(&self, logits: &[f32], rng: &mut Rng) -> u32 {
         if self.temperature <= 0.0 {
-            return argmax(logits);
+            return simforge_data::rng::argmax(logits) as u32;
         }
         let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let mut probs: Vec<(u32, f64)> =

@@ -12,17 +12,14 @@ use crate::error::{Result, TrainerError};
 use crate::models::qwen3::Qwen3Config;
 use crate::tokenizer::Tokenizer;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
     /// `tiny` (a few million parameters, trained from scratch) or a checkpoint folder.
-    #[arg(long, default_value = "tiny")]
     pub base: String,
     /// Vocabulary of the BPE tokenizer a tiny model learns on the corpus.
-    #[arg(long, default_value_t = 2048)]
     pub vocab_size: usize,
     /// Seed of the tiny model's random weights (default: the run's seed).
-    #[arg(long)]
     pub seed: Option<u64>,
 }
 
@@ -42,7 +39,7 @@ impl ModelConfig {
 /// and seeded random weights.
 pub fn init_tiny(corpus: &Path, out: &Path, config: &ModelConfig, device: &Device) -> Result<Qwen3Config> {
     if config.vocab_size < 256 + crate::tokenizer::SPECIAL_TOKENS.len() {
-        return Err(TrainerError::Invalid(format!("vocab_size {} is below the 261 byte and special tokens", config.vocab_size)));
+        return Err(TrainerError::settings("vocab_size", format!("{} is below the 261 byte and special tokens", config.vocab_size)));
     }
     let texts = Table::read(corpus)?.strings("text")?;
     let tokenizer = Tokenizer::train_byte_level_bpe(texts.iter(), config.vocab_size)?;

@@ -1,6 +1,7 @@
 //! simforge-trainer: the burn models (Qwen3 causal LM, SASRec), their training loops,
 //! Hugging Face checkpoint loading, and the device choice.
 
+pub mod agent;
 pub mod checkpoint;
 pub mod device;
 pub mod distill;
@@ -10,11 +11,13 @@ pub mod inference;
 pub mod init;
 pub mod models;
 pub mod openai;
+pub mod requests;
 pub mod sasrec;
+pub mod tensors;
 pub mod tokenizer;
 pub mod train;
 pub mod weights;
 
-pub use error::{Result, TrainerError};
 /// The burn this crate builds on, for callers that handle its modules and tensors.
 pub use burn;
+pub use error::{Result, TrainerError};

@@ -29,12 +29,12 @@ impl Tokenizer {
 
     /// Token ids of `text`, special tokens (`<|im_start|>` …) recognised, none added.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let encoding = self.inner.encode(text, false).map_err(|e| TrainerError::Invalid(format!("tokenizing: {e}")))?;
+        let encoding = self.inner.encode(text, false).map_err(|source| TrainerError::Tokenizer { what: "encoding".into(), source })?;
         Ok(encoding.get_ids().to_vec())
     }
 
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        self.inner.decode(ids, false).map_err(|e| TrainerError::Invalid(format!("decoding: {e}")))
+        self.inner.decode(ids, false).map_err(|source| TrainerError::Tokenizer { what: "decoding".into(), source })
     }
 
     /// Trains a byte-level BPE of `vocab_size` tokens on `texts`, with Qwen's special tokens
@@ -60,14 +60,16 @@ impl Tokenizer {
         let mut inner = tokenizers::Tokenizer::new(BPE::default());
         inner.with_pre_tokenizer(Some(byte_level));
         inner.with_decoder(Some(byte_level));
-        inner.train(&mut trainer, texts).map_err(|e| TrainerError::Invalid(format!("training the BPE tokenizer: {e}")))?;
+        inner.train(&mut trainer, texts).map_err(|source| TrainerError::Tokenizer { what: "training the BPE".into(), source })?;
         Ok(Self { inner })
     }
 
     /// Writes `tokenizer.json`.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let json = self.inner.to_string(true).map_err(|e| TrainerError::Invalid(format!("serialising the tokenizer: {e}")))?;
-        Ok(simforge_data::fsutil::atomic_write_with(path, |w| std::io::Write::write_all(w, json.as_bytes()).map_err(|e| simforge_data::DataError::io(path, e)))?)
+        let json = self.inner.to_string(true).map_err(|source| TrainerError::Tokenizer { what: format!("serialising {}", path.display()), source })?;
+        Ok(simforge_data::fsutil::atomic_write_with(path, |w| {
+            std::io::Write::write_all(w, json.as_bytes()).map_err(|e| simforge_data::DataError::io(path, e))
+        })?)
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -91,7 +93,10 @@ impl Tokenizer {
                 let letter = char::from(b'A' + i as u8).to_string();
                 match self.encode(&letter)?.as_slice() {
                     [id] => Ok(*id),
-                    ids => Err(TrainerError::Invalid(format!("option letter {letter} is {} tokens in this vocabulary", ids.len()))),
+                    ids => Err(TrainerError::settings(
+                        "option letters",
+                        format!("{letter} is {} tokens in this vocabulary; scoring needs one token per letter", ids.len()),
+                    )),
                 }
             })
             .collect()
@@ -100,6 +105,11 @@ impl Tokenizer {
 
 /// Qwen3's empty think block, which its chat template writes before an answer with thinking off.
 pub const EMPTY_THINK: &str = "<think>\n\n</think>\n\n";
+
+/// A generated answer without the turn-end token that stopped it (`<|im_end|>`, `<|endoftext|>`).
+pub fn without_turn_end(text: &str) -> &str {
+    text.trim_end_matches("<|im_end|>").trim_end_matches("<|endoftext|>")
+}
 
 /// The text a model's answer to `messages` follows: the conversation, an opened assistant
 /// turn and the empty think block.

@@ -7,9 +7,8 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{Device, Tensor, TensorData};
 use simforge_data::rng::Rng;
 
-use crate::checkpoint::HostTensors;
 use crate::error::{Result, TrainerError};
-use crate::models::qwen3::Qwen3Config;
+use crate::tensors::{read_safetensors, HostTensors};
 
 pub enum WeightSource {
     Random { rng: Rng, device: Device },
@@ -37,7 +36,7 @@ impl WeightSource {
         };
         let mut tensors = HostTensors::new();
         for file in &files {
-            tensors.extend(crate::checkpoint::read_safetensors(file)?);
+            tensors.extend(read_safetensors(file)?);
         }
         Ok(Self::Files { tensors, path: dir.to_path_buf(), device: device.clone() })
     }
@@ -79,45 +78,4 @@ impl WeightSource {
         let (values, device) = self.take(name, &[size], |_| vec![1.0; size])?;
         Ok(Tensor::from_data(TensorData::new(values, [size]), &device))
     }
-}
-
-/// Whether `dir` holds full weights: `model.safetensors` or a sharded index.
-pub fn has_full_weights(dir: &Path) -> bool {
-    dir.join("model.safetensors").is_file() || dir.join("model.safetensors.index.json").is_file()
-}
-
-/// Reads `config.json` and checks the architecture can run it.
-pub fn read_config(dir: &Path) -> Result<Qwen3Config> {
-    let path = dir.join("config.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| TrainerError::io(&path, e))?;
-    let mut json: serde_json::Value = serde_json::from_str(&text).map_err(|e| TrainerError::checkpoint(&path, format!("not JSON: {e}")))?;
-    // transformers 5 writes `rope_parameters: {rope_theta, rope_type}` instead of `rope_theta`.
-    if json.get("rope_theta").is_none() {
-        if let Some(theta) = json.pointer("/rope_parameters/rope_theta").cloned() {
-            json["rope_theta"] = theta;
-        }
-    }
-    let config: Qwen3Config = serde_json::from_value(json).map_err(|e| TrainerError::checkpoint(&path, format!("not a Qwen3 config: {e}")))?;
-    if let Some(message) = config.unsupported() {
-        return Err(TrainerError::UnsupportedConfig { path, message });
-    }
-    Ok(config)
-}
-
-/// Loads a Hugging Face checkpoint folder onto `device`; a LoRA adapter folder loads onto its
-/// base model with the adapters merged.
-pub fn load_qwen3(dir: &Path, device: &Device) -> Result<(Qwen3Config, crate::models::qwen3::Qwen3ForCausalLM)> {
-    if crate::checkpoint::is_adapter(dir) {
-        let (config, model, _) = crate::checkpoint::load_with_adapter(dir, device)?;
-        return Ok((config, crate::checkpoint::merge_lora(model)));
-    }
-    load_full_weights(dir, device)
-}
-
-/// Loads the full weights of a checkpoint folder (`model.safetensors` or a sharded index).
-pub fn load_full_weights(dir: &Path, device: &Device) -> Result<(Qwen3Config, crate::models::qwen3::Qwen3ForCausalLM)> {
-    let config = read_config(dir)?;
-    let mut weights = WeightSource::safetensors(dir, device)?;
-    let model = crate::models::qwen3::Qwen3ForCausalLM::load(&config, &mut weights)?;
-    Ok((config, model))
 }

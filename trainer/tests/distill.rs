@@ -10,9 +10,10 @@ use simforge_data::prep::{prep, PrepConfig};
 use simforge_data::scenes::{letter, scenes, ScenesConfig};
 use simforge_data::sources::synthetic::WorldConfig;
 use simforge_data::sources::Format;
+use simforge_trainer::agent::{AgentSpec, EndpointSettings};
 use simforge_trainer::checkpoint::write_random_init;
 use simforge_trainer::distill::oracle::OracleTeacher;
-use simforge_trainer::distill::teacher::{Decision, DecisionScene, LocalTeacher, Teacher, TeacherSpec};
+use simforge_trainer::distill::teacher::{Decision, DecisionScene, LocalTeacher, Teacher};
 use simforge_trainer::distill::{distill, DistillConfig, DistillJob, Selection};
 use simforge_trainer::inference::SamplingOptions;
 use simforge_trainer::models::qwen3::Qwen3Config;
@@ -21,7 +22,7 @@ use simforge_trainer::train::config::{Objective, TrainConfig};
 use simforge_trainer::train::{train, StepMetrics, TrainJob, METRICS_FILE};
 
 fn device() -> Device {
-    simforge_trainer::device::parse("cpu").expect("cpu device")
+    simforge_trainer::device::Device::Cpu.open().expect("cpu device")
 }
 
 /// A prepared synthetic world, its scenes, and a tiny random model whose BPE knows the prompts.
@@ -53,7 +54,7 @@ impl Teacher for FailingOracle {
 
     fn decide(&mut self, scenes: &[DecisionScene], samples: usize, seed: u64) -> simforge_trainer::Result<Vec<Vec<Decision>>> {
         if self.batches == 0 {
-            return Err(simforge_trainer::TrainerError::Invalid("connection lost".into()));
+            return Err(simforge_trainer::TrainerError::endpoint("test", "connection lost"));
         }
         self.batches -= 1;
         self.inner.decide(scenes, samples, seed)
@@ -74,13 +75,18 @@ fn run(scenes: &Path, teacher: &mut dyn Teacher, model: &Path, out: &Path, confi
 fn distillation_selects_by_gap_and_an_interrupted_run_resumes_to_the_same_decisions() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (data, scenes_file, model) = world(dir.path());
-    let config = DistillConfig { student: Some(TeacherSpec::Local(model.clone())), samples: 3, top_k: 8, batch_size: 5, seed: Some(2), ..DistillConfig::default() };
+    let config =
+        DistillConfig { student: Some(AgentSpec::Local(model.clone())), samples: 3, top_k: 8, batch_size: 5, seed: Some(2), ..DistillConfig::default() };
 
     let whole = dir.path().join("whole");
     let selection = run(&scenes_file, &mut OracleTeacher::load(&data).expect("oracle"), &model, &whole, &config).expect("distill");
     let train_scenes = 24;
     assert_eq!(selection.scenes_in, train_scenes);
-    assert!(selection.scenes_in >= selection.after_noise_filter && selection.after_noise_filter >= selection.with_pairs && selection.with_pairs >= selection.selected);
+    assert!(
+        selection.scenes_in >= selection.after_noise_filter
+            && selection.after_noise_filter >= selection.with_pairs
+            && selection.with_pairs >= selection.selected
+    );
     assert_eq!(selection.selected, selection.with_pairs.min(8));
     assert!(selection.selected > 0, "{selection:?}");
     assert!(selection.mean_gap_selected >= selection.mean_gap_all - 1e-9, "{selection:?}");
@@ -99,7 +105,9 @@ fn distillation_selects_by_gap_and_an_interrupted_run_resumes_to_the_same_decisi
     let dpo = Table::read(&whole.join("dpo.parquet")).expect("dpo");
     assert_eq!(dpo.rows(), selection.selected);
     assert_eq!(Table::read(&whole.join("sft.parquet")).expect("sft").rows(), selection.selected);
-    for ((id, chosen), rejected) in dpo.u32s("scene_id").expect("ids").iter().zip(dpo.strings("chosen").expect("chosen")).zip(dpo.strings("rejected").expect("rejected")) {
+    for ((id, chosen), rejected) in
+        dpo.u32s("scene_id").expect("ids").iter().zip(dpo.strings("chosen").expect("chosen")).zip(dpo.strings("rejected").expect("rejected"))
+    {
         let right = format!("Behavior: [{}]", letter(target_of[id] as usize));
         assert!(chosen.ends_with(&right), "{chosen}");
         assert!(!rejected.ends_with(&right), "{rejected}");
@@ -144,10 +152,22 @@ fn dpo_starts_at_ln2_and_learns_the_preference() {
     )
     .expect("write");
     let out = dir.path().join("dpo");
-    let config = TrainConfig { max_steps: Some(25), epochs: 100, batch_size: 4, seq_len: 128, lr: 1e-2, warmup_ratio: 0.0, eval_fraction: 0.2, seed: Some(1), dpo_beta: 0.5, ..TrainConfig::default() };
+    let config = TrainConfig {
+        max_steps: Some(25),
+        epochs: 100,
+        batch_size: 4,
+        seq_len: 128,
+        lr: 1e-2,
+        warmup_ratio: 0.0,
+        eval_fraction: 0.2,
+        seed: Some(1),
+        dpo_beta: 0.5,
+        ..TrainConfig::default()
+    };
     let job = TrainJob { objective: Objective::Dpo, data: &data, init: &model, out: &out, config: &config, device: device(), resume: false };
     let summary = train(&job, &mut |_, _| {}).expect("dpo");
-    let metrics: Vec<StepMetrics> = std::fs::read_to_string(out.join(METRICS_FILE)).expect("metrics").lines().map(|l| serde_json::from_str(l).expect("line")).collect();
+    let metrics: Vec<StepMetrics> =
+        std::fs::read_to_string(out.join(METRICS_FILE)).expect("metrics").lines().map(|l| serde_json::from_str(l).expect("line")).collect();
     // The policy is the reference at the first step: −log σ(0) = ln 2, whatever the data.
     assert!((metrics[0].loss - std::f64::consts::LN_2).abs() < 1e-4, "{}", metrics[0].loss);
     let eval = summary.eval_loss.expect("eval loss");
@@ -205,7 +225,12 @@ fn proxy_one(mut stream: std::net::TcpStream, fault: Option<Fault>, upstream: &s
     reader.read_exact(&mut body).expect("body");
     let path = request_line.split_whitespace().nth(1).unwrap_or("/").to_owned();
     let forward = || {
-        let response = reqwest::blocking::Client::new().post(format!("{upstream}{path}")).header("Content-Type", "application/json").body(body.clone()).send().expect("upstream");
+        let response = reqwest::blocking::Client::new()
+            .post(format!("{upstream}{path}"))
+            .header("Content-Type", "application/json")
+            .body(body.clone())
+            .send()
+            .expect("upstream");
         (response.status().as_u16(), response.text().expect("upstream body"))
     };
     let (status, text, extra) = match fault {
@@ -236,15 +261,12 @@ fn start_server(model: &Path) -> String {
 
 fn openai_teacher(base: &str, model: &str, retries: u32, concurrency: usize) -> Box<dyn Teacher> {
     let config = DistillConfig {
-        teacher: TeacherSpec::OpenAi { model: model.into(), base_url: Some(format!("{base}/v1")) },
+        teacher: AgentSpec::OpenAi { model: model.into(), base_url: Some(format!("{base}/v1")) },
         max_new_tokens: 8,
-        retries,
-        request_timeout: 5.0,
-        retry_delay: 0.01,
-        concurrency,
+        endpoint: EndpointSettings { retries, request_timeout: 5.0, retry_delay: 0.01, concurrency, ..EndpointSettings::default() },
         ..DistillConfig::default()
     };
-    simforge_trainer::distill::open_teacher(&config.teacher, None, &config.sampling(), &config, &device()).expect("openai teacher")
+    simforge_trainer::distill::open_teacher(&config.teacher, None, &config.sampling(), &config.endpoint, &device()).expect("openai teacher")
 }
 
 /// The tiny model after a few SFT steps on decisions, so that option letters are among its
@@ -263,8 +285,19 @@ fn decision_model(dir: &Path, scenes_file: &Path, init: &Path) -> PathBuf {
     )
     .expect("write");
     let out = dir.join("decision-sft");
-    let config = TrainConfig { max_steps: Some(40), epochs: 100, batch_size: 4, seq_len: 2048, lr: 1e-2, warmup_ratio: 0.0, eval_fraction: 0.0, seed: Some(1), ..TrainConfig::default() };
-    train(&TrainJob { objective: Objective::Sft, data: &data, init, out: &out, config: &config, device: device(), resume: false }, &mut |_, _| {}).expect("sft");
+    let config = TrainConfig {
+        max_steps: Some(40),
+        epochs: 100,
+        batch_size: 4,
+        seq_len: 2048,
+        lr: 1e-2,
+        warmup_ratio: 0.0,
+        eval_fraction: 0.0,
+        seed: Some(1),
+        ..TrainConfig::default()
+    };
+    train(&TrainJob { objective: Objective::Sft, data: &data, init, out: &out, config: &config, device: device(), resume: false }, &mut |_, _| {})
+        .expect("sft");
     out.join("model")
 }
 
@@ -274,7 +307,7 @@ fn openai_teacher_against_simforge_serve_survives_faults_and_a_dead_endpoint() {
     let (_, scenes_file, init) = world(dir.path());
     let model = decision_model(dir.path(), &scenes_file, &init);
     let server = start_server(&model);
-    let scenes = simforge_trainer::distill::teacher::read_decision_scenes(&scenes_file, Some("train")).expect("scenes");
+    let scenes = simforge_trainer::distill::teacher::read_decision_scenes(&scenes_file, Some(simforge_data::tables::Split::Train)).expect("scenes");
     let scenes = &scenes[..4];
 
     // The endpoint's letters are the model's: the same odds between letters as local scoring.
@@ -311,7 +344,14 @@ fn openai_teacher_against_simforge_serve_survives_faults_and_a_dead_endpoint() {
 
     // The endpoint dies after the first batch (at most 32 requests of 48 or more): the run stops
     // with an error, keeps the finished batches, and resumes against the live endpoint to the decisions of an uninterrupted run.
-    let config = DistillConfig { teacher: TeacherSpec::OpenAi { model: "tiny".into(), base_url: None }, samples: 2, top_k: 8, batch_size: 8, seed: Some(2), ..DistillConfig::default() };
+    let config = DistillConfig {
+        teacher: AgentSpec::OpenAi { model: "tiny".into(), base_url: None },
+        samples: 2,
+        top_k: 8,
+        batch_size: 8,
+        seed: Some(2),
+        ..DistillConfig::default()
+    };
     let whole = dir.path().join("whole-openai");
     run(&scenes_file, openai_teacher(&server, "tiny", 2, 4).as_mut(), &model, &whole, &config).expect("uninterrupted");
     let resumed = dir.path().join("resumed-openai");
@@ -339,7 +379,11 @@ fn ensemble_teacher_finds_the_worlds_tastes_from_histories_alone() {
         assert_eq!(ds.len(), 3);
         for d in ds {
             assert!((d.letters.iter().sum::<f32>() - 1.0).abs() < 1e-5);
-            assert!(d.text.starts_with("Stimulus: ") && d.text.contains("\nKnowledge: ") && d.text.ends_with(&format!("Behavior: [{}]", letter(d.sampled))), "{}", d.text);
+            assert!(
+                d.text.starts_with("Stimulus: ") && d.text.contains("\nKnowledge: ") && d.text.ends_with(&format!("Behavior: [{}]", letter(d.sampled))),
+                "{}",
+                d.text
+            );
         }
         truth += f64::from(ds[0].letters[scene.target]);
         chance += 1.0 / scene.choices() as f64;

@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
+use simforge_trainer::checkpoint::load_qwen3;
 use simforge_trainer::inference::{LanguageModel, SamplingOptions};
 use simforge_trainer::models::qwen3::{Batch, KvCache};
-use simforge_trainer::weights::load_qwen3;
 use simforge_trainer::TrainerError;
 
 const TOLERANCE: f32 = 1e-4;
@@ -112,16 +112,17 @@ fn rewrite(name: &str, edit: impl Fn(&str, Vec<f32>, Vec<usize>) -> Option<(Vec<
     for (name, view) in st.tensors() {
         let values: Vec<f32> = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         if let Some((values, shape)) = edit(&name, values, view.shape().to_vec()) {
-            let raw: Vec<u8> =
-                if bf16 { values.iter().flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()).collect() } else { values.iter().flat_map(|v| v.to_le_bytes()).collect() };
+            let raw: Vec<u8> = if bf16 {
+                values.iter().flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()).collect()
+            } else {
+                values.iter().flat_map(|v| v.to_le_bytes()).collect()
+            };
             kept.push((name, raw, shape));
         }
     }
     let dtype = if bf16 { safetensors::Dtype::BF16 } else { safetensors::Dtype::F32 };
-    let views: Vec<(String, safetensors::tensor::TensorView)> = kept
-        .iter()
-        .map(|(n, raw, shape)| (n.clone(), safetensors::tensor::TensorView::new(dtype, shape.clone(), raw).expect("view")))
-        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> =
+        kept.iter().map(|(n, raw, shape)| (n.clone(), safetensors::tensor::TensorView::new(dtype, shape.clone(), raw).expect("view"))).collect();
     safetensors::serialize_to_file(views, None, &out.path().join("model.safetensors")).expect("write");
     out
 }
@@ -156,7 +157,7 @@ fn checkpoint_errors_name_the_tensor() {
     let odd = tempfile::tempdir().expect("tempdir");
     let config = std::fs::read_to_string(fixture("qwen3-gqa").join("config.json")).expect("config").replace("\"qwen3\"", "\"llama\"");
     std::fs::write(odd.path().join("config.json"), config).expect("write");
-    let err = load_qwen3(odd.path(), &device).err().expect("unsupported").to_string();
+    let err = load_qwen3(odd.path(), &device).expect_err("unsupported").to_string();
     assert!(err.contains("llama") && err.contains("config.json"), "{err}");
 }
 
@@ -191,7 +192,7 @@ fn continuation_logprobs_add_up_next_token_probabilities() {
     let lm = LanguageModel::load(&fixture("qwen3-tied"), &device).expect("load");
     let (prompt, continuation) = (vec![1u32, 2, 3], vec![4u32, 5]);
     // By hand: log p(4 | 1 2 3) + log p(5 | 1 2 3 4), from last-position logits.
-    let first = softmax(&rows(lm.last_logits(&[prompt.clone()])).remove(0))[4].ln();
+    let first = softmax(&rows(lm.last_logits(std::slice::from_ref(&prompt))).remove(0))[4].ln();
     let second = softmax(&rows(lm.last_logits(&[vec![1, 2, 3, 4]])).remove(0))[5].ln();
     let got = lm.continuation_logprobs(&[(prompt.clone(), continuation.clone()), (vec![7, 8, 9, 10, 11, 12], vec![3])]);
     assert!((got[0] - (first + second)).abs() < 1e-4, "{} vs {}", got[0], first + second);

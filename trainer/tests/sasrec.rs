@@ -8,16 +8,16 @@ use burn::tensor::Device;
 use simforge_data::prep::{prep, PrepConfig};
 use simforge_data::rng::Rng;
 use simforge_data::sources::Format;
-use simforge_trainer::checkpoint::{load_parameter_tensors, read_safetensors};
 use simforge_trainer::models::sasrec::{Norm, SasRec, SasRecConfig, SequenceBatch};
 use simforge_trainer::sasrec::data::{Histories, LeaveOneOut};
 use simforge_trainer::sasrec::evaluate::{evaluate, NextItemScorer, Popularity, Protocol};
 use simforge_trainer::sasrec::train::{cases, train_sasrec, EpochMetrics, Progress, SasRecJob, SasRecTrainConfig, METRICS_FILE};
 use simforge_trainer::sasrec::Recommender;
-use simforge_trainer::train::optim::host;
+use simforge_trainer::tensors::host;
+use simforge_trainer::tensors::{load_parameter_tensors, read_safetensors};
 
 fn device() -> Device {
-    simforge_trainer::device::parse("cpu").expect("cpu device")
+    simforge_trainer::device::Device::Cpu.open().expect("cpu device")
 }
 
 #[test]
@@ -26,10 +26,9 @@ fn forward_matches_the_pytorch_reference() {
     for (name, norm) in [("pre", Norm::Pre), ("post", Norm::Post)] {
         let path = dir.join(format!("{name}.safetensors"));
         let mut tensors = read_safetensors(&path).expect("fixture");
-        let take = |t: &mut simforge_trainer::checkpoint::HostTensors, key: &str| t.remove(key).unwrap_or_else(|| panic!("{key} in fixture"));
-        let (inputs, [batch, len]) = match take(&mut tensors, "inputs") {
-            (v, s) => (v, [s[0], s[1]]),
-        };
+        let take = |t: &mut simforge_trainer::tensors::HostTensors, key: &str| t.remove(key).unwrap_or_else(|| panic!("{key} in fixture"));
+        let (inputs, shape) = take(&mut tensors, "inputs");
+        let [batch, len] = [shape[0], shape[1]];
         let (candidates, cand_shape) = take(&mut tensors, "candidates");
         let (expected_hidden, _) = take(&mut tensors, "expected_hidden");
         let (expected_scores, _) = take(&mut tensors, "expected_scores");
@@ -64,7 +63,19 @@ fn sequential_world(dir: &Path, users: usize, items: u32) -> PathBuf {
     let file = dir.join("walks.txt");
     std::fs::write(&file, text).expect("write walks");
     let data = dir.join("data");
-    prep(&PrepConfig { format: Some(Format::Sasrec), input: Some(file), min_user_interactions: 0, min_item_interactions: 0, skip_invalid: false, seed: None, world: None }, &data).expect("prep");
+    prep(
+        &PrepConfig {
+            format: Some(Format::Sasrec),
+            input: Some(file),
+            min_user_interactions: 0,
+            min_item_interactions: 0,
+            skip_invalid: false,
+            seed: None,
+            world: None,
+        },
+        &data,
+    )
+    .expect("prep");
     data
 }
 
@@ -94,12 +105,7 @@ fn training_beats_popularity_on_sequential_data() {
     let popularity = evaluate(&Popularity::new(&split.train, histories.num_items), &test, Protocol::Sampled, histories.num_items, 0);
     let sasrec = summary.test.iter().find(|r| r.protocol == Protocol::Sampled).expect("sampled report");
     assert_eq!(sasrec.users, 300);
-    assert!(
-        sasrec.get("hr@10") > popularity.get("hr@10") + 0.3,
-        "SASRec HR@10 {} vs popularity {}",
-        sasrec.get("hr@10"),
-        popularity.get("hr@10")
-    );
+    assert!(sasrec.get("hr@10") > popularity.get("hr@10") + 0.3, "SASRec HR@10 {} vs popularity {}", sasrec.get("hr@10"), popularity.get("hr@10"));
     let full = summary.test.iter().find(|r| r.protocol == Protocol::Full).expect("full report");
     assert!(full.get("ndcg@10") > 0.2, "full-ranking NDCG@10 {}", full.get("ndcg@10"));
     assert!(out.join("model").join("histories.parquet").is_file());
@@ -134,7 +140,10 @@ fn resumed_training_equals_uninterrupted_training() {
     assert_eq!(summary.resumed_from, Some(3));
     let (a, b) = (metric_lines(&whole), metric_lines(&parts));
     assert_eq!(a.len(), 6);
-    assert_eq!(a.iter().map(|m| (m.epoch, m.loss, m.valid.clone())).collect::<Vec<_>>(), b.iter().map(|m| (m.epoch, m.loss, m.valid.clone())).collect::<Vec<_>>());
+    assert_eq!(
+        a.iter().map(|m| (m.epoch, m.loss, m.valid.clone())).collect::<Vec<_>>(),
+        b.iter().map(|m| (m.epoch, m.loss, m.valid.clone())).collect::<Vec<_>>()
+    );
     let weights = |out: &Path| std::fs::read(out.join("model").join("model.safetensors")).expect("weights");
     assert!(weights(&whole) == weights(&parts), "final weights are byte-identical");
 }

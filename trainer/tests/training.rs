@@ -6,16 +6,16 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::tensor::Device;
 use simforge_data::parquet_io as pq;
+use simforge_trainer::checkpoint::load_qwen3;
 use simforge_trainer::checkpoint::{attach_lora, write_random_init};
 use simforge_trainer::inference::LanguageModel;
 use simforge_trainer::models::qwen3::Qwen3Config;
 use simforge_trainer::tokenizer::Tokenizer;
-use simforge_trainer::train::config::{LoraConfig, Objective, TrainConfig};
+use simforge_trainer::train::config::{LoraConfig, LoraTarget, Objective, TrainConfig};
 use simforge_trainer::train::{train, StepMetrics, TrainJob, METRICS_FILE};
-use simforge_trainer::weights::load_qwen3;
 
 fn device() -> Device {
-    simforge_trainer::device::parse("cpu").expect("cpu device")
+    simforge_trainer::device::Device::Cpu.open().expect("cpu device")
 }
 
 const TEXT: &str = "the user watched a film and rated it 4 out of 5. ";
@@ -70,9 +70,9 @@ fn lora_with_zero_b_leaves_outputs_unchanged_and_trains_only_adapters() {
     let (config, model) = load_qwen3(&init, &device()).expect("load");
     let ids = vec![vec![5u32, 9, 14, 3, 7], vec![2, 8, 11]];
     let plain = LanguageModel { model: model.clone(), config: config.clone(), pad_id: 0 }.last_logits(&ids).into_data().try_to_vec::<f32>().expect("f32");
-    let lora = LoraConfig { rank: 4, alpha: 8.0, dropout: 0.0, targets: vec!["q_proj".into(), "v_proj".into(), "down_proj".into()] };
+    let lora = LoraConfig { rank: 4, alpha: 8.0, dropout: 0.0, targets: vec![LoraTarget::QProj, LoraTarget::VProj, LoraTarget::DownProj] };
     let adapted = attach_lora(model, &config, &lora, 1).expect("attach adapters");
-    let names: Vec<(String, bool)> = simforge_trainer::train::optim::named_parameters(&adapted.clone().train()).into_iter().map(|p| (p.0, p.3)).collect();
+    let names: Vec<(String, bool)> = simforge_trainer::tensors::named_parameters(&adapted.clone().train()).into_iter().map(|p| (p.0, p.3)).collect();
     let trainable: Vec<&String> = names.iter().filter(|n| n.1).map(|n| &n.0).collect();
     assert_eq!(trainable.len(), 2 * 3 * 2, "A and B on 3 projections in 2 layers: {names:?}");
     assert!(trainable.iter().all(|n| n.contains(".weight.lora.")), "{trainable:?}");
@@ -132,7 +132,7 @@ fn a_module_visit_names_parameters_like_the_checkpoint() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (init, _) = setup(dir.path(), 4);
     let (_, model) = load_qwen3(&init, &device()).expect("load");
-    let names: Vec<String> = simforge_trainer::train::optim::named_parameters(&model.valid()).into_iter().map(|p| p.0).collect();
+    let names: Vec<String> = simforge_trainer::tensors::named_parameters(&model.valid()).into_iter().map(|p| p.0).collect();
     assert!(names.contains(&"model.layers.1.self_attn.q_norm.weight".to_string()), "{names:?}");
     assert!(names.contains(&"model.embed_tokens.weight".to_string()), "{names:?}");
 }
@@ -171,7 +171,7 @@ fn lora_exports_as_a_peft_adapter_and_merges_to_the_same_logits() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (init, corpus) = setup(dir.path(), 20);
     let out = dir.path().join("run");
-    let lora = LoraConfig { rank: 4, alpha: 8.0, dropout: 0.0, targets: vec!["q_proj".into(), "up_proj".into()] };
+    let lora = LoraConfig { rank: 4, alpha: 8.0, dropout: 0.0, targets: vec![LoraTarget::QProj, LoraTarget::UpProj] };
     let c = TrainConfig { lora: Some(lora), ..config(10) };
     let job = TrainJob { objective: Objective::Dapt, data: &corpus, init: &init, out: &out, config: &c, device: device(), resume: false };
     train(&job, &mut |_, _| {}).expect("train");
@@ -193,7 +193,7 @@ fn lora_exports_as_a_peft_adapter_and_merges_to_the_same_logits() {
     assert_eq!(adapter_config["peft_type"], "LORA");
     assert_eq!(adapter_config["r"], 4);
     assert_eq!(adapter_config["target_modules"], serde_json::json!(["q_proj", "up_proj"]));
-    let tensors = simforge_trainer::checkpoint::read_safetensors(&peft.join("adapter_model.safetensors")).expect("adapter");
+    let tensors = simforge_trainer::tensors::read_safetensors(&peft.join("adapter_model.safetensors")).expect("adapter");
     assert_eq!(tensors.len(), 2 * 2 * 2);
     let (_, shape) = &tensors["base_model.model.model.layers.1.mlp.up_proj.lora_A.weight"];
     assert_eq!(shape, &vec![4, 64], "lora_A is [r, in]");

@@ -175,9 +175,7 @@ fn read_meta(data: &mut SourceData, path: &Path, options: ReadOptions) -> Result
         record.categories = categories;
         record.description = match meta.description {
             serde_json::Value::String(s) => Some(s),
-            serde_json::Value::Array(parts) => {
-                Some(parts.iter().filter_map(|p| p.as_str()).collect::<Vec<_>>().join(" ")).filter(|s| !s.is_empty())
-            }
+            serde_json::Value::Array(parts) => Some(parts.iter().filter_map(|p| p.as_str()).collect::<Vec<_>>().join(" ")).filter(|s| !s.is_empty()),
             _ => None,
         };
         record.year = meta.date.as_deref().and_then(|d| d.rsplit([' ', '-', ',']).find_map(|p| p.parse::<u32>().ok().filter(|y| *y > 1800)));

@@ -53,8 +53,5 @@ fn first_line(path: &Path) -> Result<String> {
 /// A dataset's name: its folder's name, or the file's stem.
 pub fn dataset_name(input: &Path) -> String {
     let path = if input.is_dir() { input } else { input.parent().unwrap_or(input) };
-    path.canonicalize()
-        .ok()
-        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| "dataset".into())
+    path.canonicalize().ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).unwrap_or_else(|| "dataset".into())
 }

@@ -17,7 +17,7 @@ use crate::error::{DataError, Result};
 use crate::tables::{Item, TimeKind, User};
 
 /// The source formats simforge reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// MovieLens 100K (u.data, u.item, u.user) or 1M/10M (ratings.dat, movies.dat, users.dat).
@@ -138,11 +138,7 @@ impl LineReader {
         if len == 0 {
             return Err(DataError::Empty { path: path.into() });
         }
-        let raw: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
-            Box::new(flate2::read::MultiGzDecoder::new(file))
-        } else {
-            Box::new(file)
-        };
+        let raw: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") { Box::new(flate2::read::MultiGzDecoder::new(file)) } else { Box::new(file) };
         Ok(Self {
             path: path.into(),
             reader: Box::new(BufReader::with_capacity(1 << 20, raw)),
@@ -255,8 +251,10 @@ mod tests {
     #[test]
     fn title_year_split() {
         assert_eq!(split_title_year("Toy Story (1995)"), ("Toy Story".into(), Some(1995)));
-        assert_eq!(split_title_year("City of Lost Children, The (Cité des enfants perdus, La) (1995)"),
-            ("City of Lost Children, The (Cité des enfants perdus, La)".into(), Some(1995)));
+        assert_eq!(
+            split_title_year("City of Lost Children, The (Cité des enfants perdus, La) (1995)"),
+            ("City of Lost Children, The (Cité des enfants perdus, La)".into(), Some(1995))
+        );
         assert_eq!(split_title_year("Heat"), ("Heat".into(), None));
         assert_eq!(split_title_year("Movie (abcd)"), ("Movie (abcd)".into(), None));
     }

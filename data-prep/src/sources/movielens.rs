@@ -4,22 +4,56 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::{insert_unique, Catalog, latin1, parse_rating, parse_timestamp, split_title_year, LineReader, RawInteraction, ReadOptions, SourceData};
+use super::{insert_unique, latin1, parse_rating, parse_timestamp, split_title_year, Catalog, LineReader, RawInteraction, ReadOptions, SourceData};
 use crate::error::{DataError, Result};
 use crate::tables::{Item, User};
 
 /// The genre columns of `u.item`, in file order (also listed in `u.genre`).
 const GENRES_100K: [&str; 19] = [
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama", "Fantasy",
-    "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
 ];
 
 /// ML-1M's occupation codes (its README).
 const OCCUPATIONS_1M: [&str; 21] = [
-    "other", "academic/educator", "artist", "clerical/admin", "college/grad student", "customer service",
-    "doctor/health care", "executive/managerial", "farmer", "homemaker", "K-12 student", "lawyer", "programmer",
-    "retired", "sales/marketing", "scientist", "self-employed", "technician/engineer", "tradesman/craftsman",
-    "unemployed", "writer",
+    "other",
+    "academic/educator",
+    "artist",
+    "clerical/admin",
+    "college/grad student",
+    "customer service",
+    "doctor/health care",
+    "executive/managerial",
+    "farmer",
+    "homemaker",
+    "K-12 student",
+    "lawyer",
+    "programmer",
+    "retired",
+    "sales/marketing",
+    "scientist",
+    "self-employed",
+    "technician/engineer",
+    "tradesman/craftsman",
+    "unemployed",
+    "writer",
 ];
 
 /// Which MovieLens layout a folder holds.
@@ -96,13 +130,7 @@ fn user_100k(f: &[&str]) -> std::result::Result<(String, User), String> {
     let age = f[1].parse().map_err(|_| format!("an integer age, found {:?}", f[1]))?;
     Ok((
         f[0].to_owned(),
-        User {
-            raw_id: f[0].to_owned(),
-            age: Some(age),
-            gender: Some(f[2].to_owned()),
-            occupation: Some(f[3].to_owned()),
-            location: Some(f[4].to_owned()),
-        },
+        User { raw_id: f[0].to_owned(), age: Some(age), gender: Some(f[2].to_owned()), occupation: Some(f[3].to_owned()), location: Some(f[4].to_owned()) },
     ))
 }
 
@@ -111,11 +139,8 @@ fn user_1m(f: &[&str]) -> std::result::Result<(String, User), String> {
         return Err(format!("5 `::`-separated fields (UserID::Gender::Age::Occupation::Zip-code), found {}", f.len()));
     }
     let age = f[2].parse().map_err(|_| format!("an integer age code, found {:?}", f[2]))?;
-    let occupation = f[3]
-        .parse::<usize>()
-        .ok()
-        .and_then(|code| OCCUPATIONS_1M.get(code))
-        .ok_or_else(|| format!("an occupation code 0-20, found {:?}", f[3]))?;
+    let occupation =
+        f[3].parse::<usize>().ok().and_then(|code| OCCUPATIONS_1M.get(code)).ok_or_else(|| format!("an occupation code 0-20, found {:?}", f[3]))?;
     Ok((
         f[0].to_owned(),
         User {
@@ -128,6 +153,9 @@ fn user_1m(f: &[&str]) -> std::result::Result<(String, User), String> {
     ))
 }
 
+/// Splits one record's fields into its raw id and the record, or says what is wrong.
+type ParseRecord<T> = fn(&[&str]) -> std::result::Result<(String, T), String>;
+
 /// Reads a catalogue file (items or users) of one record per line into `catalog`; a missing
 /// file is allowed (the records then come from the ratings alone).
 fn read_catalog<T: Default>(
@@ -136,7 +164,7 @@ fn read_catalog<T: Default>(
     path: &Path,
     sep: &str,
     options: ReadOptions,
-    parse: fn(&[&str]) -> std::result::Result<(String, T), String>,
+    parse: ParseRecord<T>,
 ) -> Result<()> {
     if !path.is_file() {
         tracing::warn!("{}: not found; its records will carry only their ids", path.display());

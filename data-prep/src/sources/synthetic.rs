@@ -16,22 +16,66 @@ use crate::rng::{Cumulative, Rng};
 use crate::tables::{Item, User};
 
 pub const GENRES: [&str; 18] = [
-    "Action", "Adventure", "Animation", "Comedy", "Crime", "Documentary", "Drama", "Family", "Fantasy", "Horror",
-    "Music", "Mystery", "Romance", "Sci-Fi", "Sports", "Thriller", "War", "Western",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Family",
+    "Fantasy",
+    "Horror",
+    "Music",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Sports",
+    "Thriller",
+    "War",
+    "Western",
 ];
 
 const ADJECTIVES: [&str; 32] = [
-    "Silent", "Crimson", "Last", "Hidden", "Broken", "Golden", "Midnight", "Wild", "Distant", "Frozen", "Burning",
-    "Lost", "Electric", "Paper", "Velvet", "Iron", "Secret", "Endless", "Hollow", "Bright", "Savage", "Quiet",
-    "Shattered", "Northern", "Restless", "Glass", "Scarlet", "Wandering", "Fallen", "Neon", "Stolen", "Little",
+    "Silent",
+    "Crimson",
+    "Last",
+    "Hidden",
+    "Broken",
+    "Golden",
+    "Midnight",
+    "Wild",
+    "Distant",
+    "Frozen",
+    "Burning",
+    "Lost",
+    "Electric",
+    "Paper",
+    "Velvet",
+    "Iron",
+    "Secret",
+    "Endless",
+    "Hollow",
+    "Bright",
+    "Savage",
+    "Quiet",
+    "Shattered",
+    "Northern",
+    "Restless",
+    "Glass",
+    "Scarlet",
+    "Wandering",
+    "Fallen",
+    "Neon",
+    "Stolen",
+    "Little",
 ];
 const NOUNS: [&str; 32] = [
-    "River", "Empire", "Garden", "Horizon", "Kingdom", "Promise", "Harbor", "Storm", "Mirror", "Voyage", "Signal",
-    "Orchard", "Frontier", "Carnival", "Lantern", "Machine", "Summer", "Winter", "Island", "Witness", "Shadow",
-    "Symphony", "Station", "Highway", "Letter", "Circus", "Canyon", "Engine", "Crown", "Tide", "Forest", "City",
+    "River", "Empire", "Garden", "Horizon", "Kingdom", "Promise", "Harbor", "Storm", "Mirror", "Voyage", "Signal", "Orchard", "Frontier", "Carnival",
+    "Lantern", "Machine", "Summer", "Winter", "Island", "Witness", "Shadow", "Symphony", "Station", "Highway", "Letter", "Circus", "Canyon", "Engine", "Crown",
+    "Tide", "Forest", "City",
 ];
-const OCCUPATIONS: [&str; 10] =
-    ["student", "engineer", "teacher", "artist", "nurse", "writer", "lawyer", "retired", "programmer", "salesperson"];
+const OCCUPATIONS: [&str; 10] = ["student", "engineer", "teacher", "artist", "nurse", "writer", "lawyer", "retired", "programmer", "salesperson"];
 
 /// Sizes and behaviour of the world; every field has a default, and a TOML file may set any.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -57,16 +101,7 @@ pub struct WorldConfig {
 
 impl Default for WorldConfig {
     fn default() -> Self {
-        Self {
-            users: 500,
-            items: 800,
-            interactions_per_user: 40,
-            interactions: None,
-            exposure: 10,
-            temperature: 0.35,
-            drift_share: 0.3,
-            start: 946_684_800,
-        }
+        Self { users: 500, items: 800, interactions_per_user: 40, interactions: None, exposure: 10, temperature: 0.35, drift_share: 0.3, start: 946_684_800 }
     }
 }
 
@@ -184,13 +219,8 @@ pub fn generate(config: &WorldConfig, seed: u64) -> Result<(SourceData, Vec<Trut
             let gender = if rng.chance(0.5) { "F" } else { "M" };
             let occupation = OCCUPATIONS[rng.below(OCCUPATIONS.len())];
             let raw_id = format!("u{}", u + 1);
-            let user = User {
-                raw_id: raw_id.clone(),
-                age: Some(age),
-                gender: Some(gender.to_owned()),
-                occupation: Some(occupation.to_owned()),
-                location: None,
-            };
+            let user =
+                User { raw_id: raw_id.clone(), age: Some(age), gender: Some(gender.to_owned()), occupation: Some(occupation.to_owned()), location: None };
             let demographics = format!("{age}-year-old {}, {occupation}", if gender == "F" { "female" } else { "male" });
             let truth = Truth { raw_user_id: raw_id, profile: persona.profile(demographics) };
             let n = per_user[u];
@@ -291,9 +321,7 @@ pub struct Reasons {
 impl Oracle {
     pub fn new(spec: &WorldSpec) -> Result<Self> {
         spec.config.validate(Path::new(WORLD_FILE))?;
-        let personas = (0..spec.config.users)
-            .map(|u| persona(&mut Rng::stream(spec.seed, "synthetic-user", u as u64), spec.config.drift_share))
-            .collect();
+        let personas = (0..spec.config.users).map(|u| persona(&mut Rng::stream(spec.seed, "synthetic-user", u as u64), spec.config.drift_share)).collect();
         Ok(Self {
             temperature: spec.config.temperature,
             personas,
@@ -403,13 +431,7 @@ fn persona(rng: &mut Rng, drift_share: f64) -> Persona {
         like_end[rising] = like_end[fading];
         like_end[fading] = 0.0;
     }
-    Persona {
-        like_start,
-        like_end,
-        dislikes,
-        popularity_sensitivity: -0.3 + 1.1 * rng.f64(),
-        novelty: rng.f64(),
-    }
+    Persona { like_start, like_end, dislikes, popularity_sensitivity: -0.3 + 1.1 * rng.f64(), novelty: rng.f64() }
 }
 
 /// Writes the world in MovieLens-1M's `.dat` layout (latin-1, `::` separated), so the real

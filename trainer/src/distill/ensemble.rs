@@ -69,9 +69,10 @@ fn words(text: &str) -> impl Iterator<Item = String> + '_ {
 }
 
 const STOPWORDS: &[&str] = &[
-    "this", "that", "with", "have", "from", "they", "were", "what", "when", "which", "there", "their", "would", "could", "about", "been", "very", "just", "more",
-    "some", "than", "then", "them", "these", "into", "only", "also", "will", "your", "like", "much", "well", "even", "really", "because", "after", "before", "other",
-    "does", "dont", "didn", "it's", "here", "over", "most", "such", "make", "made", "good", "great", "time", "product", "item", "movie", "film", "book", "game",
+    "this", "that", "with", "have", "from", "they", "were", "what", "when", "which", "there", "their", "would", "could", "about", "been", "very", "just",
+    "more", "some", "than", "then", "them", "these", "into", "only", "also", "will", "your", "like", "much", "well", "even", "really", "because", "after",
+    "before", "other", "does", "dont", "didn", "it's", "here", "over", "most", "such", "make", "made", "good", "great", "time", "product", "item", "movie",
+    "film", "book", "game",
 ];
 
 /// An item's keywords: its categories, then its description's and reviews' frequent words.
@@ -150,12 +151,16 @@ impl EnsembleTeacher {
             .map(|(k, &item)| {
                 let own = &self.keywords[item as usize];
                 let categories = &self.dataset.items[item as usize].categories;
-                let same_category = |other: &u32| categories.is_empty() || self.dataset.items[*other as usize].categories.iter().any(|c| categories.contains(c));
-                let union = |items: &[u32]| -> BTreeSet<String> { items.iter().filter(|i| same_category(i)).flat_map(|&i| self.keywords[i as usize].iter().cloned()).collect() };
+                let same_category =
+                    |other: &u32| categories.is_empty() || self.dataset.items[*other as usize].categories.iter().any(|c| categories.contains(c));
+                let union = |items: &[u32]| -> BTreeSet<String> {
+                    items.iter().filter(|i| same_category(i)).flat_map(|&i| self.keywords[i as usize].iter().cloned()).collect()
+                };
                 let (pro, con) = (union(&liked), union(&disliked));
                 let shared: Vec<String> = own.intersection(&pro).cloned().collect();
                 let keyword = shared.len() as f64 - own.intersection(&con).count() as f64;
-                let nearest = |items: &[u32]| items.iter().map(|&i| (cosine(own, &self.keywords[i as usize]), i)).max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)));
+                let nearest =
+                    |items: &[u32]| items.iter().map(|&i| (cosine(own, &self.keywords[i as usize]), i)).max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)));
                 let (best_liked, best_disliked) = (nearest(&liked), nearest(&disliked));
                 Votes {
                     keyword,

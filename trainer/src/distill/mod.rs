@@ -20,11 +20,12 @@ use simforge_data::fsutil::{read_json, write_json};
 use simforge_data::parquet_io::{self as pq, Table};
 use simforge_data::rng::Rng;
 use simforge_data::scenes::letter;
+use simforge_data::tables::Split;
 
+use crate::agent::{AgentSpec, EndpointSettings};
 use crate::error::{Result, TrainerError};
 use crate::inference::SamplingOptions;
-use crate::openai::client::{Endpoint, EndpointConfig};
-use teacher::{Decision, DecisionScene, Teacher, TeacherSpec, DECISION_SYSTEM_PROMPT};
+use teacher::{Decision, DecisionScene, Teacher, DECISION_SYSTEM_PROMPT};
 use uncertainty::{pair, select, uncertainty, Candidate, Role, SelectionMode, Uncertainty};
 
 pub const DECISIONS_FILE: &str = "decisions.parquet";
@@ -33,63 +34,52 @@ const PARTS_DIR: &str = "decisions.parts";
 const SETTINGS_FILE: &str = "distill.json";
 
 /// `simforge distill` settings (a recipe's `[distill]`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DistillConfig {
     /// The strong model: `oracle` (the synthetic world's truth), `ensemble[:SASREC_DIR]` (the
     /// three-voter ensemble on real data), `local:MODEL_DIR`, `openai:MODEL[@BASE_URL]` or
     /// `batch:OUTPUT.jsonl`.
-    #[arg(long, default_value = "oracle")]
-    pub teacher: TeacherSpec,
+    pub teacher: AgentSpec,
     /// The model being distilled, `local:MODEL_DIR`; in a recipe, the run's student when unset.
-    #[arg(long)]
-    pub student: Option<TeacherSpec>,
-    /// Decisions sampled per scene from each model.
-    #[arg(long, default_value_t = 10)]
+    pub student: Option<AgentSpec>,
+    /// Decisions sampled per scene from each model (≥ 1).
     pub samples: usize,
     /// Sampling temperature of model-written decisions.
-    #[arg(long, default_value_t = 1.0)]
     pub temperature: f64,
     /// Nucleus (top-p) of model-written decisions.
-    #[arg(long, default_value_t = 0.9)]
     pub top_p: f64,
     /// Longest rationale a model may write, in tokens.
-    #[arg(long, default_value_t = 160)]
     pub max_new_tokens: usize,
     /// Scenes kept for training, stratified by dataset and list length.
-    #[arg(long, default_value_t = 10_000)]
     pub top_k: usize,
     /// gap (the largest uncertainty gaps) or random (the ablation, same size and strata).
-    #[arg(long, value_enum, default_value = "gap")]
     pub select: SelectionMode,
-    /// Scenes per batch of model calls (and per resumable part).
-    #[arg(long, default_value_t = 16)]
+    /// Scenes per batch of model calls (and per resumable part; ≥ 1).
     pub batch_size: usize,
     /// Use a seeded sample of this many training scenes (all when unset).
-    #[arg(long)]
     pub max_scenes: Option<usize>,
-    #[arg(long)]
     pub seed: Option<u64>,
-    /// `openai` teachers: requests in flight at once.
-    #[arg(long, default_value_t = 8)]
-    pub concurrency: usize,
-    /// `openai` teachers: further attempts after a timeout, a connection error, 429 or 5xx.
-    #[arg(long, default_value_t = 6)]
-    pub retries: u32,
-    /// `openai` teachers: seconds one request may take.
-    #[arg(long, default_value_t = 300.0)]
-    pub request_timeout: f64,
-    /// `openai` teachers: seconds before the first retry (then doubling, with jitter).
-    #[arg(long, default_value_t = 1.0)]
-    pub retry_delay: f64,
-    /// `openai` teachers: the environment variable holding the API key (unset: no key sent).
-    #[arg(long, default_value = "OPENAI_API_KEY")]
-    pub api_key_env: String,
+    /// How `openai` teachers talk to their endpoint.
+    pub endpoint: EndpointSettings,
 }
 
 impl Default for DistillConfig {
     fn default() -> Self {
-        Self { teacher: TeacherSpec::Oracle, student: None, samples: 10, temperature: 1.0, top_p: 0.9, max_new_tokens: 160, top_k: 10_000, select: SelectionMode::Gap, batch_size: 16, max_scenes: None, seed: None, concurrency: 8, retries: 6, request_timeout: 300.0, retry_delay: 1.0, api_key_env: "OPENAI_API_KEY".into() }
+        Self {
+            teacher: AgentSpec::Oracle,
+            student: None,
+            samples: 10,
+            temperature: 1.0,
+            top_p: 0.9,
+            max_new_tokens: 160,
+            top_k: 10_000,
+            select: SelectionMode::Gap,
+            batch_size: 16,
+            max_scenes: None,
+            seed: None,
+            endpoint: EndpointSettings::default(),
+        }
     }
 }
 
@@ -100,39 +90,29 @@ impl DistillConfig {
     }
 }
 
-/// Opens a teacher: `oracle` and `ensemble` need the prepared dataset the scenes come from;
-/// `openai` ones take concurrency, retries, timeouts and the key's variable from `endpoint`.
-pub fn open_teacher(spec: &TeacherSpec, data: Option<&Path>, sampling: &SamplingOptions, endpoint: &DistillConfig, device: &burn::tensor::Device) -> Result<Box<dyn Teacher>> {
-    Ok(match spec {
-        TeacherSpec::Oracle => {
-            let data = data.ok_or_else(|| TrainerError::Invalid("the oracle teacher needs --data: the prepared synthetic dataset the scenes come from".into()))?;
-            Box::new(oracle::OracleTeacher::load(data)?)
-        }
-        TeacherSpec::Local(dir) => Box::new(teacher::LocalTeacher::load(dir, sampling.clone(), device)?),
-        TeacherSpec::Ensemble(sasrec) => {
-            let data = data.ok_or_else(|| TrainerError::Invalid("the ensemble teacher needs --data: the prepared dataset the scenes come from".into()))?;
-            Box::new(ensemble::EnsembleTeacher::load(data, sasrec.as_deref(), device)?)
-        }
-        TeacherSpec::Batch(file) => Box::new(remote::BatchTeacher::load(file)?),
-        TeacherSpec::OpenAi { model, base_url } => {
-            Box::new(remote::OpenAiTeacher::new(model.clone(), open_endpoint(base_url.as_deref(), endpoint)?, sampling.clone(), endpoint.concurrency))
-        }
-    })
-}
+/// The kinds that can write decisions.
+pub const TEACHER_KINDS: &str = "oracle, ensemble[:SASREC_DIR], a model folder or local:DIR, openai:MODEL[@URL] or batch:FILE";
 
-/// An OpenAI-compatible endpoint at `base_url` (else `$OPENAI_BASE_URL`, else OpenAI's) with
-/// the timeouts, retries and key variable of `settings`.
-pub fn open_endpoint(base_url: Option<&str>, settings: &DistillConfig) -> Result<Endpoint> {
-    let base_url = base_url.map(str::to_owned).or_else(|| std::env::var("OPENAI_BASE_URL").ok()).unwrap_or_else(|| "https://api.openai.com/v1".into());
-    let seconds = |s: f64, what: &str| {
-        std::time::Duration::try_from_secs_f64(s).map_err(|_| TrainerError::Invalid(format!("{what} must be a non-negative number of seconds, not {s}")))
-    };
-    Endpoint::new(EndpointConfig {
-        base_url,
-        api_key: std::env::var(&settings.api_key_env).ok().filter(|k| !k.is_empty()),
-        timeout: seconds(settings.request_timeout, "request_timeout")?,
-        retries: settings.retries,
-        retry_delay: seconds(settings.retry_delay, "retry_delay")?,
+/// Opens a teacher (or the student, which writes decisions the same way): `oracle` and
+/// `ensemble` need the prepared dataset the scenes come from; `openai` ones talk to their
+/// endpoint with `endpoint`'s settings.
+pub fn open_teacher(
+    spec: &AgentSpec,
+    data: Option<&Path>,
+    sampling: &SamplingOptions,
+    endpoint: &EndpointSettings,
+    device: &burn::tensor::Device,
+) -> Result<Box<dyn Teacher>> {
+    let needs_data = |what: &str| TrainerError::settings(format!("the {what} teacher"), "needs --data: the prepared dataset the scenes come from");
+    Ok(match spec {
+        AgentSpec::Oracle => Box::new(oracle::OracleTeacher::load(data.ok_or_else(|| needs_data("oracle"))?)?),
+        AgentSpec::Local(dir) => Box::new(teacher::LocalTeacher::load(dir, sampling.clone(), device)?),
+        AgentSpec::Ensemble(sasrec) => Box::new(ensemble::EnsembleTeacher::load(data.ok_or_else(|| needs_data("ensemble"))?, sasrec.as_deref(), device)?),
+        AgentSpec::Batch(file) => Box::new(remote::BatchTeacher::load(file)?),
+        AgentSpec::OpenAi { model, base_url } => {
+            Box::new(remote::OpenAiTeacher::new(model.clone(), endpoint.open(base_url.as_deref())?, sampling.clone(), endpoint.concurrency))
+        }
+        AgentSpec::Rule => return Err(spec.unsupported("teacher", TEACHER_KINDS)),
     })
 }
 
@@ -181,14 +161,14 @@ pub struct DistillJob<'a> {
 /// The training scenes a distillation with `config` covers: the `train` split of `path`, or a
 /// seeded sample of `max_scenes` of them, in scene order.
 pub fn training_scenes(path: &Path, config: &DistillConfig) -> Result<Vec<DecisionScene>> {
-    let mut scenes = teacher::read_decision_scenes(path, Some("train"))?;
+    let mut scenes = teacher::read_decision_scenes(path, Some(Split::Train))?;
     if let Some(n) = config.max_scenes.filter(|&n| n < scenes.len()) {
         Rng::stream(config.seed.unwrap_or(0), "distill-scenes", 0).shuffle(&mut scenes);
         scenes.truncate(n);
         scenes.sort_by_key(|s| s.scene_id);
     }
     if scenes.is_empty() {
-        return Err(TrainerError::Invalid(format!("{}: no training scenes", path.display())));
+        return Err(TrainerError::Data(simforge_data::DataError::invalid(path, "no training scenes")));
     }
     Ok(scenes)
 }
@@ -198,7 +178,7 @@ pub fn distill(job: DistillJob, progress: &mut dyn FnMut(usize, usize)) -> Resul
     // 1. The scenes and the settings they are distilled with.
     let c = job.config;
     if c.samples == 0 || c.batch_size == 0 {
-        return Err(TrainerError::Invalid("distill: samples and batch_size must be at least 1".into()));
+        return Err(TrainerError::settings("distill", "samples and batch_size must be at least 1"));
     }
     let seed = c.seed.unwrap_or(0);
     let scenes = training_scenes(job.scenes, c)?;
@@ -217,9 +197,9 @@ pub fn distill(job: DistillJob, progress: &mut dyn FnMut(usize, usize)) -> Resul
     std::fs::create_dir_all(job.out).map_err(|e| TrainerError::io(job.out, e))?;
     let settings_path = job.out.join(SETTINGS_FILE);
     if settings_path.exists() && read_json::<Settings>(&settings_path)? != settings {
-        return Err(TrainerError::Invalid(format!(
-            "{}: this folder holds decisions of a different distillation (scenes, models or sampling); use another --out or the same settings",
-            settings_path.display()
+        return Err(TrainerError::Data(simforge_data::DataError::invalid(
+            &settings_path,
+            "this folder holds decisions of a different distillation (scenes, models or sampling); use another --out or the same settings",
         )));
     }
     write_json(&settings_path, &settings)?;
@@ -272,7 +252,12 @@ pub fn distill(job: DistillJob, progress: &mut dyn FnMut(usize, usize)) -> Resul
     let paired: Vec<_> = kept_noise.iter().filter_map(|m| pair(&m.3, &m.4, m.0.target).map(|p| (*m, p))).collect();
     let candidates: Vec<Candidate> = paired
         .iter()
-        .map(|(m, _)| Candidate { scene_id: m.0.scene_id, dataset: m.0.dataset.clone(), choices: m.0.choices(), gap: m.2.expected_entropy - m.1.expected_entropy })
+        .map(|(m, _)| Candidate {
+            scene_id: m.0.scene_id,
+            dataset: m.0.dataset.clone(),
+            choices: m.0.choices(),
+            gap: m.2.expected_entropy - m.1.expected_entropy,
+        })
         .collect();
     let selected = select(&candidates, c.top_k, c.select, seed);
 
@@ -309,7 +294,11 @@ pub fn distill(job: DistillJob, progress: &mut dyn FnMut(usize, usize)) -> Resul
 
     let mean = |gaps: &mut dyn Iterator<Item = f64>| {
         let (sum, n) = gaps.fold((0.0, 0usize), |(s, n), g| (s + g, n + 1));
-        if n == 0 { 0.0 } else { sum / n as f64 }
+        if n == 0 {
+            0.0
+        } else {
+            sum / n as f64
+        }
     };
     let selection = Selection {
         teacher: settings.teacher,
@@ -371,9 +360,15 @@ fn read_decisions(path: &Path) -> Result<Vec<DecisionRow>> {
         let role = match role.as_str() {
             "teacher" => Role::Teacher,
             "student" => Role::Student,
-            other => return Err(TrainerError::Invalid(format!("{} row {i}: role `{other}`, expected teacher or student", path.display()))),
+            other => return Err(TrainerError::record(path, i, format!("role `{other}`, expected teacher or student"))),
         };
-        rows.push(DecisionRow { scene_id: id, role, sample: sample as usize, target: targets[i] as usize, decision: Decision { text, letters, sampled: sampled as usize } });
+        rows.push(DecisionRow {
+            scene_id: id,
+            role,
+            sample: sample as usize,
+            target: targets[i] as usize,
+            decision: Decision { text, letters, sampled: sampled as usize },
+        });
     }
     Ok(rows)
 }

@@ -26,24 +26,26 @@ impl OracleTeacher {
     /// The oracle of a prepared synthetic dataset (`world.json` beside its tables).
     pub fn load(data_dir: &Path) -> Result<Self> {
         let oracle = Oracle::load(data_dir)?.ok_or_else(|| {
-            TrainerError::Invalid(format!("{}: no world.json; the oracle teacher needs a dataset prepared with --format synthetic", data_dir.display()))
+            TrainerError::Data(simforge_data::DataError::invalid(
+                data_dir,
+                "no world.json; the oracle teacher needs a dataset prepared with --format synthetic",
+            ))
         })?;
         let dataset = Dataset::load(data_dir)?;
-        let raw = |id: &str| Oracle::raw_index(id).ok_or_else(|| TrainerError::Invalid(format!("{}: `{id}` is not an id of the synthetic world", data_dir.display())));
+        let raw = |id: &str| {
+            Oracle::raw_index(id)
+                .ok_or_else(|| TrainerError::Data(simforge_data::DataError::invalid(data_dir, format!("`{id}` is not an id of the synthetic world"))))
+        };
         let histories = dataset.by_user();
-        let users = dataset
-            .users
-            .iter()
-            .zip(&histories)
-            .map(|(u, h)| Ok((raw(&u.raw_id)?, h.iter().map(|x| x.item_id).collect())))
-            .collect::<Result<_>>()?;
+        let users = dataset.users.iter().zip(&histories).map(|(u, h)| Ok((raw(&u.raw_id)?, h.iter().map(|x| x.item_id).collect()))).collect::<Result<_>>()?;
         let items = dataset.items.iter().map(|i| Ok((raw(&i.raw_id)?, i.title.clone()))).collect::<Result<_>>()?;
         Ok(Self { oracle, users, items })
     }
 
     /// The truth for one scene: each option's reasons and the choice probabilities.
     fn truth(&self, scene: &DecisionScene) -> Result<(Vec<Reasons>, Vec<f64>)> {
-        let missing = || TrainerError::Invalid(format!("scene {}: user {} or an exposed item is not in the oracle's dataset", scene.scene_id, scene.user_id));
+        let missing =
+            || TrainerError::settings(format!("scene {}", scene.scene_id), format!("user {} or an exposed item is not in the oracle's dataset", scene.user_id));
         let (user, history) = self.users.get(scene.user_id as usize).ok_or_else(missing)?;
         let step = history.iter().position(|&i| i == scene.target_item).ok_or_else(missing)?;
         let raw_item = |i: u32| self.items.get(i as usize).map(|x| x.0).ok_or_else(missing);
@@ -79,7 +81,13 @@ fn rationale(pick: usize, titles: &[&str], reasons: &[Reasons], probabilities: &
     if !r.disliked_genres.is_empty() {
         knowledge.push(format!("it is also {}, which I usually avoid", r.disliked_genres.join(" and ")));
     }
-    knowledge.push(if r.log_popularity > 0.5 { format!("{title} is a popular title") } else if r.log_popularity < -0.5 { format!("{title} is a lesser-known title") } else { format!("{title} is moderately known") });
+    knowledge.push(if r.log_popularity > 0.5 {
+        format!("{title} is a popular title")
+    } else if r.log_popularity < -0.5 {
+        format!("{title} is a lesser-known title")
+    } else {
+        format!("{title} is moderately known")
+    });
     if r.popularity_sensitivity > 0.4 {
         knowledge.push("I tend to go for what is popular".to_owned());
     } else if r.popularity_sensitivity < 0.0 {
@@ -88,11 +96,23 @@ fn rationale(pick: usize, titles: &[&str], reasons: &[Reasons], probabilities: &
     // The strongest alternative and why it loses.
     if let Some(other) = (0..reasons.len()).filter(|&i| i != pick).max_by(|&a, &b| probabilities[a].total_cmp(&probabilities[b])) {
         let o = &reasons[other];
-        let why = if let Some(g) = o.disliked_genres.first() { format!("it is {g}, which I avoid") } else if o.liked_genres.is_empty() { "it is not my kind of thing".to_owned() } else { format!("I still lean towards {title}") };
+        let why = if let Some(g) = o.disliked_genres.first() {
+            format!("it is {g}, which I avoid")
+        } else if o.liked_genres.is_empty() {
+            "it is not my kind of thing".to_owned()
+        } else {
+            format!("I still lean towards {title}")
+        };
         knowledge.push(format!("{} was the other candidate, but {why}", titles[other]));
     }
     let margin = probabilities[pick];
-    let style = if margin > 0.7 { "logical" } else if margin > 0.4 { "intuitive" } else { "impulsive" };
+    let style = if margin > 0.7 {
+        "logical"
+    } else if margin > 0.4 {
+        "intuitive"
+    } else {
+        "impulsive"
+    };
     let evaluation = match style {
         "logical" => format!("Weighing it up, {title} clearly fits my taste best."),
         "intuitive" => format!("{title} simply feels right to me."),

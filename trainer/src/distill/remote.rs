@@ -112,8 +112,8 @@ impl OpenAiTeacher {
             return Ok(decision(reading, letters, seed));
         }
         Ok(match self.endpoint.letters_after(&request, &reading.rationale, scene.choices(), &mut jitter)? {
-            Ok(letters) => decision(reading, letters, seed),
-            Err(why) => Decision::failed(why),
+            Reply::Ok(letters) => decision(reading, letters, seed),
+            Reply::Malformed(why) => Decision::failed(why),
         })
     }
 }
@@ -147,7 +147,7 @@ pub fn write_batch_requests(path: &Path, model: &str, scenes: &[DecisionScene], 
                 url: "/v1/chat/completions".into(),
                 body: decision_request(model, scene, sampling, decision_seed(seed, scene, k)),
             };
-            out += &serde_json::to_string(&line).map_err(|e| TrainerError::Invalid(e.to_string()))?;
+            out += &serde_json::to_string(&line)?;
             out.push('\n');
         }
     }
@@ -172,11 +172,12 @@ impl BatchTeacher {
                 continue;
             }
             let output: BatchOutput = serde_json::from_str(&line).map_err(|e| {
-                TrainerError::Invalid(format!(
-                    "{}:{}: not a Batch output line ({e}); expected {{custom_id, response{{status_code, body}}, error}}",
-                    path.display(),
-                    i + 1
-                ))
+                TrainerError::Data(simforge_data::DataError::Parse {
+                    path: path.to_path_buf(),
+                    line: i as u64 + 1,
+                    expected: "a Batch output line {custom_id, response{status_code, body}, error}".into(),
+                    found: e.to_string(),
+                })
             })?;
             let result = match (output.response, output.error) {
                 (Some(r), None) if r.status_code == 200 => {
@@ -224,7 +225,16 @@ mod tests {
     use crate::openai::{AssistantMessage, Choice, ChoiceLogprobs, TokenLogprob, TopLogprob};
 
     fn scene(id: u32) -> DecisionScene {
-        DecisionScene { scene_id: id, dataset: "d".into(), user_id: 1, target_item: 7, timestamp: 0, exposure: vec![5, 7, 9], prompt: format!("scene {id}"), target: 1 }
+        DecisionScene {
+            scene_id: id,
+            dataset: "d".into(),
+            user_id: 1,
+            target_item: 7,
+            timestamp: 0,
+            exposure: vec![5, 7, 9],
+            prompt: format!("scene {id}"),
+            target: 1,
+        }
     }
 
     /// A completion that writes `Behavior: [B]` with log-probabilities at every token.
@@ -235,7 +245,8 @@ mod tests {
             bytes: None,
             top_logprobs: top.iter().map(|&(t, p)| TopLogprob { token: t.into(), logprob: p.ln(), bytes: None }).collect(),
         };
-        let tokens = vec![token("Stimulus: x\n", &[]), token("Behavior", &[]), token(": [", &[]), token("B", &[("B", 0.6), ("A", 0.2), ("the", 0.1)]), token("]", &[])];
+        let tokens =
+            vec![token("Stimulus: x\n", &[]), token("Behavior", &[]), token(": [", &[]), token("B", &[("B", 0.6), ("A", 0.2), ("the", 0.1)]), token("]", &[])];
         ChatResponse {
             id: "x".into(),
             object: "chat.completion".into(),
@@ -259,7 +270,10 @@ mod tests {
         let input = dir.path().join("requests.jsonl");
         assert_eq!(write_batch_requests(&input, "m", &scenes, 2, &sampling, 5).expect("write"), 4);
         let requests: Vec<BatchRequest> = std::fs::read_to_string(&input).expect("read").lines().map(|l| serde_json::from_str(l).expect("line")).collect();
-        assert_eq!(requests.iter().map(|r| r.custom_id.as_str()).collect::<Vec<_>>(), ["scene-3-sample-0", "scene-3-sample-1", "scene-4-sample-0", "scene-4-sample-1"]);
+        assert_eq!(
+            requests.iter().map(|r| r.custom_id.as_str()).collect::<Vec<_>>(),
+            ["scene-3-sample-0", "scene-3-sample-1", "scene-4-sample-0", "scene-4-sample-1"]
+        );
         assert!(requests.iter().all(|r| r.body.logprobs && r.body.top_logprobs == Some(20) && r.body.messages[1].content.starts_with("scene")));
         assert_ne!(requests[0].body.seed, requests[1].body.seed);
 

@@ -1,14 +1,15 @@
 //! Teachers (METHODS.md section 4): given scenes, each writes sampled EKB decisions, and for
 //! every decision the distribution over the option letters after `Behavior: [`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use simforge_data::parquet_io::Table;
 use simforge_data::scenes::letter;
+use simforge_data::tables::Split;
 
 use crate::error::{Result, TrainerError};
 use crate::inference::{LanguageModel, SamplingOptions};
-use crate::tokenizer::{answer_prompt, Message, Tokenizer};
+use crate::tokenizer::{answer_prompt, without_turn_end, Message, Tokenizer};
 
 /// The system prompt of a decision: the EKB consumer-behaviour model, in the first person.
 pub const DECISION_SYSTEM_PROMPT: &str = "You are the user described below, looking at an exposure list. Decide which one item you choose, thinking in the first person, in this format:\nStimulus: 1-3 internal states or external cues that draw you to an item.\nKnowledge: 2-4 things you weigh (product attributes, information sources, your past experience).\nEvaluation: how you weigh them, and your style (logical, intuitive, impulsive or habitual).\nBehavior: [X], the letter of the item you choose.";
@@ -40,7 +41,7 @@ impl DecisionScene {
 }
 
 /// The scenes of a `scenes.parquet` split (all rows without a split or a `split` column).
-pub fn read_decision_scenes(path: &Path, split: Option<&str>) -> Result<Vec<DecisionScene>> {
+pub fn read_decision_scenes(path: &Path, split: Option<Split>) -> Result<Vec<DecisionScene>> {
     let table = Table::read(path)?;
     let splits = table.strings("split").ok();
     let ids = table.u32s("scene_id")?;
@@ -53,16 +54,16 @@ pub fn read_decision_scenes(path: &Path, split: Option<&str>) -> Result<Vec<Deci
     let positions = table.u32s("target_pos")?;
     let mut scenes = Vec::new();
     for row in 0..table.rows() {
-        if split.is_some_and(|want| splits.as_ref().is_some_and(|s| s[row] != want)) {
+        if split.is_some_and(|want| splits.as_ref().is_some_and(|s| s[row] != want.name())) {
             continue;
         }
         let target = positions[row] as usize;
         if !(2..=26).contains(&exposures[row].len()) || exposures[row].get(target) != Some(&targets[row]) {
-            return Err(TrainerError::Invalid(format!(
-                "{} row {row}: expected 2 to 26 exposed items with the target item {} at target_pos {target}",
-                path.display(),
-                targets[row]
-            )));
+            return Err(TrainerError::record(
+                path,
+                row,
+                format!("expected 2 to 26 exposed items with the target item {} at target_pos {target}", targets[row]),
+            ));
         }
         scenes.push(DecisionScene {
             scene_id: ids[row],
@@ -110,68 +111,6 @@ pub trait Teacher {
     fn decide(&mut self, scenes: &[DecisionScene], samples: usize, seed: u64) -> Result<Vec<Vec<Decision>>>;
 }
 
-/// Which teacher: `oracle` (the synthetic world's truth), `local:DIR` (a simforge model),
-/// `ensemble[:SASREC_DIR]` (the three-voter ensemble simulator on the prepared data),
-/// `openai:MODEL[@BASE_URL]` (an OpenAI-compatible endpoint; without a URL, `OPENAI_BASE_URL`
-/// or OpenAI's) or `batch:FILE` (an OpenAI Batch job's output).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub enum TeacherSpec {
-    Oracle,
-    Local(PathBuf),
-    OpenAi { model: String, base_url: Option<String> },
-    Batch(PathBuf),
-    /// Without a SASRec folder, only the keyword and similarity voters vote.
-    Ensemble(Option<PathBuf>),
-}
-
-impl std::str::FromStr for TeacherSpec {
-    type Err = String;
-
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s.split_once(':') {
-            None if s == "oracle" => Ok(Self::Oracle),
-            None if s == "ensemble" => Ok(Self::Ensemble(None)),
-            Some(("ensemble", dir)) if !dir.is_empty() => Ok(Self::Ensemble(Some(dir.into()))),
-            Some(("local", dir)) if !dir.is_empty() => Ok(Self::Local(dir.into())),
-            Some(("batch", file)) if !file.is_empty() => Ok(Self::Batch(file.into())),
-            Some(("openai", rest)) if !rest.is_empty() => Ok(match rest.split_once('@') {
-                Some((model, url)) => Self::OpenAi { model: model.into(), base_url: Some(url.into()) },
-                None => Self::OpenAi { model: rest.into(), base_url: None },
-            }),
-            _ => Err(format!("unknown teacher `{s}`; expected `oracle`, `ensemble[:SASREC_DIR]`, `local:MODEL_DIR`, `openai:MODEL[@BASE_URL]` or `batch:OUTPUT.jsonl`")),
-        }
-    }
-}
-
-impl TryFrom<String> for TeacherSpec {
-    type Error = String;
-
-    fn try_from(s: String) -> std::result::Result<Self, String> {
-        s.parse()
-    }
-}
-
-impl From<TeacherSpec> for String {
-    fn from(spec: TeacherSpec) -> String {
-        spec.to_string()
-    }
-}
-
-impl std::fmt::Display for TeacherSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Oracle => write!(f, "oracle"),
-            Self::Local(dir) => write!(f, "local:{}", dir.display()),
-            Self::OpenAi { model, base_url: None } => write!(f, "openai:{model}"),
-            Self::OpenAi { model, base_url: Some(url) } => write!(f, "openai:{model}@{url}"),
-            Self::Batch(file) => write!(f, "batch:{}", file.display()),
-            Self::Ensemble(None) => write!(f, "ensemble"),
-            Self::Ensemble(Some(dir)) => write!(f, "ensemble:{}", dir.display()),
-        }
-    }
-}
-
 /// A simforge model writing decisions: batched sampling until `Behavior: [`, then one forward
 /// pass per decision for the letter distribution.
 pub struct LocalTeacher {
@@ -192,20 +131,14 @@ impl LocalTeacher {
 
     /// The chat prompt of a decision, through the assistant's empty think block.
     pub fn decision_prompt(scene: &DecisionScene) -> String {
-        let messages = [
-            Message { role: "system".into(), content: DECISION_SYSTEM_PROMPT.into() },
-            Message { role: "user".into(), content: scene.prompt.clone() },
-        ];
+        let messages =
+            [Message { role: "system".into(), content: DECISION_SYSTEM_PROMPT.into() }, Message { role: "user".into(), content: scene.prompt.clone() }];
         answer_prompt(&messages)
     }
 
     /// Letter distributions after each `prompt ⊕ rationale` (the rationale ends in the cue).
     pub fn letter_distributions(&self, scenes: &[&DecisionScene], rationales: &[String]) -> Result<Vec<Vec<f32>>> {
-        let prompts = scenes
-            .iter()
-            .zip(rationales)
-            .map(|(s, r)| self.tokenizer.encode(&(Self::decision_prompt(s) + r)))
-            .collect::<Result<Vec<_>>>()?;
+        let prompts = scenes.iter().zip(rationales).map(|(s, r)| self.tokenizer.encode(&(Self::decision_prompt(s) + r))).collect::<Result<Vec<_>>>()?;
         let choices: Vec<usize> = scenes.iter().map(|s| s.choices()).collect();
         option_distributions(&self.lm, &self.tokenizer, &prompts, &choices)
     }
@@ -232,8 +165,12 @@ fn rationale(generated: &str) -> String {
     match generated.find(ANSWER_CUE) {
         Some(at) => generated[..at + ANSWER_CUE.len()].to_owned(),
         None => {
-            let text = generated.trim_end_matches("<|im_end|>").trim_end_matches("<|endoftext|>").trim_end();
-            if text.is_empty() { ANSWER_CUE.to_owned() } else { format!("{text}\n{ANSWER_CUE}") }
+            let text = without_turn_end(generated).trim_end();
+            if text.is_empty() {
+                ANSWER_CUE.to_owned()
+            } else {
+                format!("{text}\n{ANSWER_CUE}")
+            }
         }
     }
 }
@@ -278,11 +215,5 @@ mod tests {
         assert_eq!(rationale("Stimulus: x\nBehavior: [B]"), "Stimulus: x\nBehavior: [");
         assert_eq!(rationale("Stimulus: x<|im_end|>"), "Stimulus: x\nBehavior: [");
         assert_eq!(rationale(""), "Behavior: [");
-        assert_eq!("local:runs/a".parse::<TeacherSpec>(), Ok(TeacherSpec::Local("runs/a".into())));
-        assert!("gpt".parse::<TeacherSpec>().is_err());
-        let spec = TeacherSpec::OpenAi { model: "Qwen/Qwen3-32B".into(), base_url: Some("http://127.0.0.1:8000/v1".into()) };
-        assert_eq!("openai:Qwen/Qwen3-32B@http://127.0.0.1:8000/v1".parse::<TeacherSpec>(), Ok(spec.clone()));
-        assert_eq!(spec.to_string().parse::<TeacherSpec>(), Ok(spec));
-        assert_eq!("openai:gpt-5".parse::<TeacherSpec>(), Ok(TeacherSpec::OpenAi { model: "gpt-5".into(), base_url: None }));
     }
 }

@@ -75,7 +75,7 @@ pub fn pair(teacher: &[Decision], student: &[Decision], target: usize) -> Option
 }
 
 /// How the kept scenes are picked among those with pairs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SelectionMode {
     /// The largest teacher–student uncertainty gaps (the method).
@@ -105,10 +105,13 @@ pub fn select(candidates: &[Candidate], top_k: usize, mode: SelectionMode, seed:
     let total = candidates.len();
     let keep = top_k.min(total);
     // Quotas: floor of each share, then the largest remainders get one more.
-    let mut quotas: Vec<(usize, f64)> = strata.values().map(|m| {
-        let share = keep as f64 * m.len() as f64 / total.max(1) as f64;
-        (share.floor() as usize, share - share.floor())
-    }).collect();
+    let mut quotas: Vec<(usize, f64)> = strata
+        .values()
+        .map(|m| {
+            let share = keep as f64 * m.len() as f64 / total.max(1) as f64;
+            (share.floor() as usize, share - share.floor())
+        })
+        .collect();
     let short = keep - quotas.iter().map(|q| q.0).sum::<usize>();
     let mut order: Vec<usize> = (0..quotas.len()).collect();
     order.sort_by(|&a, &b| quotas[b].1.total_cmp(&quotas[a].1).then(a.cmp(&b)));
@@ -120,7 +123,9 @@ pub fn select(candidates: &[Candidate], top_k: usize, mode: SelectionMode, seed:
     for (members, (quota, _)) in strata.into_values().zip(quotas) {
         let mut members = members;
         match mode {
-            SelectionMode::Gap => members.sort_by(|&a, &b| candidates[b].gap.total_cmp(&candidates[a].gap).then(candidates[a].scene_id.cmp(&candidates[b].scene_id))),
+            SelectionMode::Gap => {
+                members.sort_by(|&a, &b| candidates[b].gap.total_cmp(&candidates[a].gap).then(candidates[a].scene_id.cmp(&candidates[b].scene_id)))
+            }
             SelectionMode::Random => rng.shuffle(&mut members),
         }
         kept.extend_from_slice(&members[..quota]);
@@ -161,9 +166,8 @@ mod tests {
 
     #[test]
     fn selection_keeps_strata_shares_and_the_largest_gaps() {
-        let candidates: Vec<Candidate> = (0..10)
-            .map(|i| Candidate { scene_id: i, dataset: if i < 8 { "a".into() } else { "b".into() }, choices: 5, gap: f64::from(i) })
-            .collect();
+        let candidates: Vec<Candidate> =
+            (0..10).map(|i| Candidate { scene_id: i, dataset: if i < 8 { "a".into() } else { "b".into() }, choices: 5, gap: f64::from(i) }).collect();
         let kept = select(&candidates, 5, SelectionMode::Gap, 0);
         // a holds 8/10 → 4 places, its largest gaps 4..=7; b 2/10 → 1 place, gap 9.
         assert_eq!(kept, vec![4, 5, 6, 7, 9]);

@@ -11,8 +11,8 @@ use burn::module::{Module, Param};
 use burn::nn::{Embedding, Linear};
 use burn::tensor::activation::{silu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use simforge_data::rng::Rng;
 use serde::{Deserialize, Serialize};
+use simforge_data::rng::Rng;
 
 use crate::error::Result;
 use crate::models::SeededDropout;
@@ -178,8 +178,7 @@ fn project(linear: &Linear, x: Tensor<3>, dropout: SeededDropout, stream: u64) -
     let Some(adapter) = linear.weight.adapter().filter(|_| dropout.p > 0.0 && x.is_autodiff()) else {
         return linear.forward(x);
     };
-    let low_rank = dropout
-        .apply(x.clone(), stream).matmul(adapter.a.val().unsqueeze()).matmul(adapter.b.val().unsqueeze()).mul_scalar(adapter.scale);
+    let low_rank = dropout.apply(x.clone(), stream).matmul(adapter.a.val().unsqueeze()).matmul(adapter.b.val().unsqueeze()).mul_scalar(adapter.scale);
     let y = x.matmul(linear.weight.base().unsqueeze()) + low_rank;
     match &linear.bias {
         Some(bias) => y + bias.val().unsqueeze(),
@@ -258,10 +257,7 @@ impl Rope {
             }
         }
         let shape = [batch, 1, seq, head_dim];
-        Self {
-            cos: Tensor::from_data(TensorData::new(cos, shape), device),
-            sin: Tensor::from_data(TensorData::new(sin, shape), device),
-        }
+        Self { cos: Tensor::from_data(TensorData::new(cos, shape), device), sin: Tensor::from_data(TensorData::new(sin, shape), device) }
     }
 
     /// `x * cos + rotate_half(x) * sin` for x of shape [batch, heads, seq, head_dim].

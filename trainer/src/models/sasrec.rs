@@ -40,7 +40,7 @@ pub struct SasRecConfig {
 
 /// Layer-norm placement. The reference PyTorch port measured pre-norm best on Amazon Video
 /// Games (HR@10 0.7442 vs 0.7318 for the original), hence the default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Norm {
     /// `x + f(norm(x))` for attention and feed-forward.
@@ -265,7 +265,7 @@ impl SasRec {
     }
 
     pub fn parameter_count(&self) -> usize {
-        crate::train::optim::named_parameters(self).iter().map(|p| p.2.iter().product::<usize>()).sum()
+        crate::tensors::named_parameters(self).iter().map(|p| p.2.iter().product::<usize>()).sum()
     }
 }
 

@@ -2,15 +2,13 @@
 //! timeouts, connection errors, 429 and 5xx; a clear error on any other 4xx; a body that is not
 //! a chat completion comes back as `Reply::Malformed` for the caller to record.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use simforge_data::rng::Rng;
 
 use super::{letter_distribution, ChatRequest, ChatResponse, ErrorBody, TOP_LOGPROBS};
-use crate::tokenizer::Message;
 use crate::error::{Result, TrainerError};
+use crate::tokenizer::Message;
 
 /// Where and how to reach an endpoint.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,11 +25,12 @@ pub struct EndpointConfig {
     pub retry_delay: Duration,
 }
 
-/// What one request came to.
+/// What one request came to: what was asked for (a chat completion, a letter distribution), or
+/// a reply that cannot give it.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Reply {
-    Ok(ChatResponse),
-    /// A 200 whose body is not a chat completion (truncated JSON, missing fields): the reason.
+pub enum Reply<T = ChatResponse> {
+    Ok(T),
+    /// A 200 whose body is not a usable answer (truncated JSON, missing fields, no letter): the reason.
     Malformed(String),
 }
 
@@ -54,7 +53,7 @@ impl Endpoint {
         let http = reqwest::blocking::Client::builder()
             .timeout(config.timeout)
             .build()
-            .map_err(|e| TrainerError::Invalid(format!("cannot build an HTTP client: {e}")))?;
+            .map_err(|e| TrainerError::endpoint(&config.base_url, format!("cannot build an HTTP client: {e}")))?;
         Ok(Self { config, http })
     }
 
@@ -65,7 +64,7 @@ impl Endpoint {
     /// Sends one chat-completions request; `jitter` seeds the backoff jitter.
     pub fn chat(&self, request: &ChatRequest, jitter: &mut Rng) -> Result<Reply> {
         let url = format!("{}/chat/completions", self.config.base_url.trim_end_matches('/'));
-        let body = serde_json::to_vec(request).map_err(|e| TrainerError::Invalid(format!("cannot encode a request: {e}")))?;
+        let body = serde_json::to_vec(request)?;
         let mut attempt = 0;
         loop {
             let mut builder = self.http.post(&url).header(reqwest::header::CONTENT_TYPE, "application/json").body(body.clone());
@@ -88,12 +87,12 @@ impl Endpoint {
                         }
                         (_, Err(e)) => (without_url(&e), None),
                         (408 | 429 | 500..=599, Ok(body)) => (format!("HTTP {code}: {}", error_message(&body)), retry_after),
-                        (_, Ok(body)) => return Err(TrainerError::Invalid(format!("{url}: HTTP {code}: {}", error_message(&body)))),
+                        (_, Ok(body)) => return Err(TrainerError::endpoint(&url, format!("HTTP {code}: {}", error_message(&body)))),
                     }
                 }
             };
             if attempt >= self.config.retries {
-                return Err(TrainerError::Invalid(format!("{url}: {failure}, still after {} attempts", attempt + 1)));
+                return Err(TrainerError::endpoint(&url, format!("{failure}, still after {} attempts", attempt + 1)));
             }
             let wait = match retry_after {
                 Some(seconds) => Duration::from_secs_f64(seconds.clamp(0.0, MAX_BACKOFF.as_secs_f64())),
@@ -107,8 +106,8 @@ impl Endpoint {
 
     /// The distribution over `choices` option letters right after `prefix`, written as the
     /// start of the assistant's answer to `request` (vLLM's `continue_final_message`, one token
-    /// with log-probabilities). `Ok(Err(why))` when the reply is malformed or has no letter.
-    pub fn letters_after(&self, request: &ChatRequest, prefix: &str, choices: usize, jitter: &mut Rng) -> Result<std::result::Result<Vec<f32>, String>> {
+    /// with log-probabilities); `Reply::Malformed` when the reply is malformed or has no letter.
+    pub fn letters_after(&self, request: &ChatRequest, prefix: &str, choices: usize, jitter: &mut Rng) -> Result<Reply<Vec<f32>>> {
         let mut request = request.clone();
         request.messages.push(Message { role: "assistant".into(), content: prefix.to_owned() });
         request.continue_final_message = true;
@@ -118,14 +117,14 @@ impl Endpoint {
         request.logprobs = true;
         request.top_logprobs = Some(TOP_LOGPROBS);
         Ok(match self.chat(&request, jitter)? {
-            Reply::Malformed(why) => Err(why),
+            Reply::Malformed(why) => Reply::Malformed(why),
             Reply::Ok(r) => r.choices[0]
                 .logprobs
                 .as_ref()
                 .and_then(|l| l.content.as_deref())
                 .and_then(|t| t.first())
                 .and_then(|t| letter_distribution(&t.top_logprobs, choices))
-                .ok_or_else(|| "the endpoint gave no option letter among the top log-probabilities after the answer cue".to_owned()),
+                .map_or_else(|| Reply::Malformed("the endpoint gave no option letter among the top log-probabilities after the answer cue".into()), Reply::Ok),
         })
     }
 
@@ -165,56 +164,45 @@ fn error_message(body: &str) -> String {
     }
 }
 
-/// `one(i)` for every `i < n`, at most `concurrency` calls in flight, the results in index order.
-/// The first error stops every call not yet started and is returned (an endpoint that refuses
-/// one request will refuse the rest; the caller resumes from what it kept).
-pub fn each_concurrently<T: Send, E: Send>(n: usize, concurrency: usize, one: impl Fn(usize) -> std::result::Result<T, E> + Sync) -> std::result::Result<Vec<T>, E> {
-    let next = AtomicUsize::new(0);
-    let stop = AtomicBool::new(false);
-    let results: Mutex<Vec<Option<T>>> = Mutex::new((0..n).map(|_| None).collect());
-    let first_error: Mutex<Option<E>> = Mutex::new(None);
-    std::thread::scope(|scope| {
-        for _ in 0..concurrency.max(1).min(n) {
-            scope.spawn(|| {
-                while !stop.load(Ordering::Relaxed) {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= n {
-                        break;
-                    }
-                    match one(i) {
-                        Ok(value) => results.lock().unwrap_or_else(PoisonError::into_inner)[i] = Some(value),
-                        Err(e) => {
-                            stop.store(true, Ordering::Relaxed);
-                            first_error.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(e);
-                        }
-                    }
-                }
-            });
-        }
-    });
-    if let Some(e) = first_error.into_inner().unwrap_or_else(PoisonError::into_inner) {
-        return Err(e);
-    }
-    // Without an error every call ran and stored its value.
-    Ok(results.into_inner().unwrap_or_else(PoisonError::into_inner).into_iter().flatten().collect())
+/// `one(i)` for every `i < n`, at most `concurrency` calls in flight (a pool of that many
+/// threads, since the calls block on the network), the results in index order. The first error
+/// stops the calls not yet started and is returned (an endpoint that refuses one request will
+/// refuse the rest; the caller resumes from what it kept).
+pub fn each_concurrently<T: Send, E: Send + From<TrainerError>>(
+    n: usize,
+    concurrency: usize,
+    one: impl Fn(usize) -> std::result::Result<T, E> + Sync + Send,
+) -> std::result::Result<Vec<T>, E> {
+    use rayon::prelude::*;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(concurrency.clamp(1, n.max(1)))
+        .build()
+        .map_err(|e| TrainerError::Backend { message: format!("cannot start {concurrency} request threads: {e}") })?;
+    pool.install(|| (0..n).into_par_iter().map(one).collect())
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
 
     #[test]
     fn concurrent_calls_keep_index_order_and_stop_at_the_first_error() {
-        let doubled = each_concurrently(50, 4, |i| Ok::<_, String>(i * 2));
-        assert_eq!(doubled, Ok((0..50).map(|i| i * 2).collect()));
+        let doubled = each_concurrently(50, 4, |i| Ok::<_, TrainerError>(i * 2)).expect("no error");
+        assert_eq!(doubled, (0..50).map(|i| i * 2).collect::<Vec<_>>());
         // One worker: the calls after the failing one are never made.
         let calls = AtomicUsize::new(0);
         let failed = each_concurrently(50, 1, |i| {
             calls.fetch_add(1, Ordering::Relaxed);
-            if i == 10 { Err(format!("call {i}")) } else { Ok(i) }
+            if i == 10 {
+                Err(TrainerError::settings("call", i.to_string()))
+            } else {
+                Ok(i)
+            }
         });
-        assert_eq!(failed, Err("call 10".to_owned()));
+        assert_eq!(failed.map_err(|e| e.to_string()), Err("call: 10".to_owned()));
         assert_eq!(calls.load(Ordering::Relaxed), 11);
-        assert_eq!(each_concurrently(0, 8, |i| Ok::<_, String>(i)), Ok(Vec::new()));
+        assert!(each_concurrently(0, 8, Ok::<_, TrainerError>).is_ok_and(|v| v.is_empty()));
     }
 }

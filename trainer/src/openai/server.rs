@@ -66,7 +66,7 @@ impl ServedModel {
         }
         let temperature = request.temperature.unwrap_or(1.0);
         let top_p = request.top_p.unwrap_or(1.0);
-        if !(0.0..=2.0).contains(&temperature) || !(top_p > 0.0 && top_p <= 1.0) {
+        if !((0.0..=2.0).contains(&temperature) && top_p > 0.0 && top_p <= 1.0) {
             return Err("`temperature` must be in [0, 2] and `top_p` in (0, 1]".into());
         }
         let prompt = self.tokenizer.encode(&Self::prompt(request)).map_err(|e| e.to_string())?;
@@ -126,14 +126,14 @@ fn unix_time() -> u64 {
 
 /// Binds the listening socket (`127.0.0.1:0` picks a free port).
 pub fn bind(addr: &str) -> Result<tiny_http::Server> {
-    tiny_http::Server::http(addr).map_err(|e| TrainerError::Invalid(format!("cannot listen on {addr}: {e}")))
+    tiny_http::Server::http(addr).map_err(|e| TrainerError::endpoint(addr, format!("cannot listen: {e}")))
 }
 
 /// Serves `model` from a background thread on a free port of 127.0.0.1, for programs and tests
 /// that need a real endpoint beside them; returns its address, `http://127.0.0.1:PORT`.
 pub fn spawn(model: ServedModel) -> Result<String> {
     let http = bind("127.0.0.1:0")?;
-    let addr = http.server_addr().to_ip().ok_or_else(|| TrainerError::Invalid("the bound server has no IP address".into()))?;
+    let addr = http.server_addr().to_ip().ok_or_else(|| TrainerError::endpoint("127.0.0.1:0", "the bound server has no IP address"))?;
     std::thread::spawn(move || serve(&http, &model));
     Ok(format!("http://{addr}"))
 }

@@ -43,7 +43,8 @@ impl Histories {
             if let Some(&bad) = items.iter().find(|&&i| i as usize >= num_items) {
                 return Err(TrainerError::checkpoint(path, format!("row {row}: item {bad} outside the model's {num_items} items")));
             }
-            let slot = sequences.get_mut(user as usize).ok_or_else(|| TrainerError::checkpoint(path, format!("row {row}: user {user}, expected ids below {rows}")))?;
+            let slot =
+                sequences.get_mut(user as usize).ok_or_else(|| TrainerError::checkpoint(path, format!("row {row}: user {user}, expected ids below {rows}")))?;
             *slot = items.into_iter().map(|i| i + 1).collect();
         }
         Ok(Self { sequences, num_items })
@@ -53,7 +54,10 @@ impl Histories {
     /// appended when any item is outside the catalogue.
     pub fn append(&mut self, interactions: &[(u32, u32)]) -> Result<()> {
         if let Some((n, (_, item))) = interactions.iter().enumerate().find(|(_, (_, item))| *item as usize >= self.num_items) {
-            return Err(TrainerError::Invalid(format!("interaction {n}: item {item} is outside the model's catalogue of {} items", self.num_items)));
+            return Err(TrainerError::settings(
+                format!("interaction {n}"),
+                format!("item {item} is outside the model's catalogue of {} items", self.num_items),
+            ));
         }
         for &(user, item) in interactions {
             let user = user as usize;

@@ -9,7 +9,7 @@ use simforge_data::rng::Rng;
 
 use crate::models::sasrec::{SasRec, SequenceBatch};
 use crate::sasrec::data::{sample_unseen, sorted_set};
-use crate::train::optim::host;
+use crate::tensors::host;
 
 /// Negatives per target under the sampled protocol.
 pub const SAMPLED_NEGATIVES: usize = 100;
@@ -17,7 +17,7 @@ const CUTOFFS_HR: [usize; 4] = [1, 5, 10, 20];
 const CUTOFFS_NDCG: [usize; 3] = [5, 10, 20];
 const USERS_PER_BATCH: usize = 256;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     /// The target against 100 sampled items the user never interacted with.
@@ -151,7 +151,8 @@ pub fn evaluate(scorer: &impl NextItemScorer, cases: &[Case], protocol: Protocol
                 for (case, row) in chunk.iter().zip(scorer.score_every_item(&inputs)) {
                     let excluded = sorted_set(case.input);
                     let target = row[case.target as usize];
-                    let others = row.iter().enumerate().skip(1).filter(|&(item, _)| item != case.target as usize && excluded.binary_search(&(item as u32)).is_err());
+                    let others =
+                        row.iter().enumerate().skip(1).filter(|&(item, _)| item != case.target as usize && excluded.binary_search(&(item as u32)).is_err());
                     let (mut above, mut tied) = (0usize, 0usize);
                     for (_, &score) in others {
                         above += usize::from(score > target);

@@ -16,9 +16,10 @@ use burn::module::Module;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{load_parameter_tensors, parameter_tensors, read_safetensors, write_dir_atomically, write_safetensors};
+use crate::checkpoint::write_dir_atomically;
 use crate::error::{Result, TrainerError};
 use crate::models::sasrec::{SasRec, SasRecConfig};
+use crate::tensors::{load_parameter_tensors, parameter_tensors, read_safetensors, write_safetensors};
 use crate::train::optim::AdamW;
 use data::{sorted_set, Histories, HISTORIES_FILE};
 use evaluate::NextItemScorer;
@@ -61,7 +62,7 @@ impl ModelFiles {
     pub fn read(dir: &Path, device: &Device) -> Result<Self> {
         let config: SasRecConfig = simforge_data::fsutil::read_json(&dir.join(CONFIG_FILE))?;
         if let Some(problem) = config.problem() {
-            return Err(TrainerError::checkpoint(&dir.join(CONFIG_FILE), problem));
+            return Err(TrainerError::checkpoint(dir.join(CONFIG_FILE), problem));
         }
         let weights = dir.join(WEIGHTS_FILE);
         let model = load_parameter_tensors(SasRec::init(&config, 0, device), read_safetensors(&weights)?, &weights)?;
@@ -82,7 +83,14 @@ impl ModelFiles {
     }
 
     /// Writes the given parts into `dir` (an existing, empty folder).
-    pub fn write_parts(dir: &Path, config: &SasRecConfig, model: &SasRec, optimizer: Option<&AdamW>, state: Option<&TrainerState>, histories: Option<&Histories>) -> Result<()> {
+    pub fn write_parts(
+        dir: &Path,
+        config: &SasRecConfig,
+        model: &SasRec,
+        optimizer: Option<&AdamW>,
+        state: Option<&TrainerState>,
+        histories: Option<&Histories>,
+    ) -> Result<()> {
         simforge_data::fsutil::write_json(&dir.join(CONFIG_FILE), config)?;
         write_safetensors(&dir.join(WEIGHTS_FILE), &parameter_tensors(model))?;
         if let (Some(optimizer), Some(state)) = (optimizer, state) {
@@ -119,7 +127,9 @@ impl Recommender {
 
     /// Writes the model, its optimizer state and the histories to `dir` (atomically).
     pub fn save(&self, dir: &Path) -> Result<()> {
-        write_dir_atomically(dir, |tmp| ModelFiles::write_parts(tmp, &self.state.config.model, &self.model, Some(&self.optimizer), Some(&self.state), Some(&self.histories)))
+        write_dir_atomically(dir, |tmp| {
+            ModelFiles::write_parts(tmp, &self.state.config.model, &self.model, Some(&self.optimizer), Some(&self.state), Some(&self.histories))
+        })
     }
 
     pub fn num_items(&self) -> usize {
@@ -151,7 +161,11 @@ impl Recommender {
         let row = self.score_all(&[user])?.pop().unwrap_or_default();
         items
             .iter()
-            .map(|&i| row.get(i as usize + 1).copied().ok_or_else(|| TrainerError::Invalid(format!("item {i} is outside the model's catalogue of {} items", self.num_items()))))
+            .map(|&i| {
+                row.get(i as usize + 1)
+                    .copied()
+                    .ok_or_else(|| TrainerError::settings(format!("item {i}"), format!("outside the model's catalogue of {} items", self.num_items())))
+            })
             .collect()
     }
 
@@ -159,7 +173,11 @@ impl Recommender {
     fn score_all(&self, users: &[u32]) -> Result<Vec<Vec<f32>>> {
         let mut sequences = Vec::with_capacity(users.len());
         for &u in users {
-            let s = self.histories.sequences.get(u as usize).ok_or_else(|| TrainerError::Invalid(format!("user {u} is unknown to the model ({} users)", self.histories.sequences.len())))?;
+            let s = self
+                .histories
+                .sequences
+                .get(u as usize)
+                .ok_or_else(|| TrainerError::settings(format!("user {u}"), format!("unknown to the model ({} users)", self.histories.sequences.len())))?;
             sequences.push(s.as_slice());
         }
         Ok(self.model.score_every_item(&sequences))

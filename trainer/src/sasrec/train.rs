@@ -20,13 +20,14 @@ use crate::models::{softplus, SeededDropout};
 use crate::sasrec::data::{sample_unseen, sorted_set, Histories, LeaveOneOut};
 use crate::sasrec::evaluate::{evaluate, sample_cases, Case, Protocol, RankingReport};
 use crate::sasrec::{ModelFiles, TrainerState};
-use crate::train::optim::{host, AdamW, GradientSum};
+use crate::tensors::host;
+use crate::train::optim::{AdamW, GradientSum};
 use crate::train::{append_metrics, checkpoints, keep_metrics_where, prepare_output};
 
 pub const METRICS_FILE: &str = "metrics.jsonl";
 
 /// How a position's positive item is scored against its sampled negatives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum SasRecLoss {
     /// Binary cross-entropy: the positive towards 1, each negative towards 0 (the paper's).
@@ -149,7 +150,7 @@ pub fn train_sasrec(job: &SasRecJob, progress: &mut dyn FnMut(Progress)) -> Resu
     let mut config = job.config.clone();
     config.model.num_items = histories.num_items;
     if let Some(problem) = config.problem() {
-        return Err(TrainerError::Invalid(format!("sasrec settings: {problem}")));
+        return Err(TrainerError::settings("sasrec settings", problem));
     }
     let valid_cases = sample_cases(cases(&split, &histories, false), config.eval_users, config.seed());
 
@@ -186,7 +187,9 @@ pub fn train_sasrec(job: &SasRecJob, progress: &mut dyn FnMut(Progress)) -> Resu
     let first = state.epoch;
     while state.epoch < config.epochs && !(config.patience > 0 && state.evals_since_best >= config.patience) {
         let started = Instant::now();
-        let (trained, loss) = run_epoch(model, &mut optimizer, &train, &config, state.epoch, &mut |b, n| progress(Progress::Batch { epoch: state.epoch + 1, batch: b, batches: n }))?;
+        let (trained, loss) = run_epoch(model, &mut optimizer, &train, &config, state.epoch, &mut |b, n| {
+            progress(Progress::Batch { epoch: state.epoch + 1, batch: b, batches: n })
+        })?;
         model = trained;
         state.epoch += 1;
         state.adam_step = optimizer.step;
@@ -218,7 +221,11 @@ pub fn train_sasrec(job: &SasRecJob, progress: &mut dyn FnMut(Progress)) -> Resu
     // 4. The final model: the best validated epoch (or the last), with the full histories.
     let final_dir = job.out.join("model");
     let best_dir = job.out.join("best");
-    let files = if best_dir.is_dir() { ModelFiles::read(&best_dir, &job.device)? } else { ModelFiles { config: config.model.clone(), model: model.valid(), optimizer: Some(optimizer), state: Some(state.clone()), histories: None } };
+    let files = if best_dir.is_dir() {
+        ModelFiles::read(&best_dir, &job.device)?
+    } else {
+        ModelFiles { config: config.model.clone(), model: model.valid(), optimizer: Some(optimizer), state: Some(state.clone()), histories: None }
+    };
     let model = files.model;
     let optimizer = files.optimizer.unwrap_or_else(|| AdamW::adam(config.beta1, config.beta2));
     let final_state = files.state.unwrap_or_else(|| state.clone());
@@ -284,7 +291,7 @@ pub fn run_epoch(
         let loss = batch_loss(&model, &sequences, config, per_batch, &mut Rng::stream(config.seed(), "negatives", stream), dropout);
         let value = f64::from(host(loss.clone()).first().copied().unwrap_or(f32::NAN));
         if !value.is_finite() {
-            return Err(TrainerError::Invalid(format!("epoch {}, batch {b}: the loss is {value}; lower lr or check the data", epoch + 1)));
+            return Err(TrainerError::Diverged { message: format!("epoch {}, batch {b}: the loss is {value}; lower lr or check the data", epoch + 1) });
         }
         total += value;
         let mut grads = GradientSum::default();

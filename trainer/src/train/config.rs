@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// What the loss is computed on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Objective {
     /// Domain-adaptive pre-training: every token of packed text documents.
@@ -15,90 +15,119 @@ pub enum Objective {
     Dpo,
 }
 
-/// Low-rank adapters on chosen projections; everything else stays frozen.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
-#[serde(deny_unknown_fields, default)]
-pub struct LoraConfig {
-    #[arg(long = "lora-rank", default_value_t = 8)]
-    pub rank: usize,
-    #[arg(long = "lora-alpha", default_value_t = 16.0)]
-    pub alpha: f64,
-    /// Dropout on the adapter's input (PEFT's `lora_dropout`).
-    #[arg(long = "lora-dropout", default_value_t = 0.05)]
-    pub dropout: f64,
-    /// Projections that get adapters (q_proj k_proj v_proj o_proj gate_proj up_proj down_proj).
-    #[arg(long = "lora-targets", value_delimiter = ',', default_value = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj")]
-    pub targets: Vec<String>,
+/// A projection of a Qwen3 layer that can carry a low-rank adapter (PEFT's `target_modules`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoraTarget {
+    QProj,
+    KProj,
+    VProj,
+    OProj,
+    GateProj,
+    UpProj,
+    DownProj,
 }
 
-pub const PROJECTIONS: [&str; 7] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+impl LoraTarget {
+    pub const ALL: [LoraTarget; 7] = [Self::QProj, Self::KProj, Self::VProj, Self::OProj, Self::GateProj, Self::UpProj, Self::DownProj];
+
+    /// The projection's name in checkpoints (`q_proj`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::QProj => "q_proj",
+            Self::KProj => "k_proj",
+            Self::VProj => "v_proj",
+            Self::OProj => "o_proj",
+            Self::GateProj => "gate_proj",
+            Self::UpProj => "up_proj",
+            Self::DownProj => "down_proj",
+        }
+    }
+
+    /// The block of a layer it belongs to (`self_attn` or `mlp`).
+    pub fn block(self) -> &'static str {
+        match self {
+            Self::GateProj | Self::UpProj | Self::DownProj => "mlp",
+            _ => "self_attn",
+        }
+    }
+}
+
+impl std::fmt::Display for LoraTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for LoraTarget {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.name() == s)
+            .ok_or_else(|| format!("lora target {s:?} is not a projection; choose from {}", Self::ALL.map(Self::name).join(", ")))
+    }
+}
+
+/// Low-rank adapters on chosen projections; everything else stays frozen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoraConfig {
+    pub rank: usize,
+    pub alpha: f64,
+    /// Dropout on the adapter's input (PEFT's `lora_dropout`).
+    pub dropout: f64,
+    /// Projections that get adapters.
+    pub targets: Vec<LoraTarget>,
+}
 
 impl Default for LoraConfig {
     fn default() -> Self {
-        Self { rank: 8, alpha: 16.0, dropout: 0.05, targets: PROJECTIONS.iter().map(|s| s.to_string()).collect() }
+        Self { rank: 8, alpha: 16.0, dropout: 0.05, targets: LoraTarget::ALL.to_vec() }
     }
 }
 
 /// One training run. Steps are optimizer steps; a step sees `batch_size * grad_accum` sequences.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
     /// Passes over the training examples.
-    #[arg(long, default_value_t = 1)]
     pub epochs: usize,
     /// Stop after this many optimizer steps (before the epochs run out).
-    #[arg(long)]
     pub max_steps: Option<usize>,
     /// Sequences per micro-batch.
-    #[arg(long, default_value_t = 8)]
     pub batch_size: usize,
     /// Micro-batches whose gradients add up to one optimizer step.
-    #[arg(long, default_value_t = 1)]
     pub grad_accum: usize,
     /// Tokens per sequence: packed chunk length (DAPT) or the longest record kept (SFT).
-    #[arg(long, default_value_t = 512)]
     pub seq_len: usize,
     /// Peak learning rate, reached after the warm-up.
-    #[arg(long, default_value_t = 2e-4)]
     pub lr: f64,
     /// Fraction of the steps spent warming up linearly from 0; cosine decay to 0 follows.
-    #[arg(long, default_value_t = 0.03)]
     pub warmup_ratio: f64,
     /// AdamW's decoupled weight decay, on weight matrices (not norms, biases).
-    #[arg(long, default_value_t = 0.0)]
     pub weight_decay: f64,
-    #[arg(long, default_value_t = 0.9)]
     pub beta1: f64,
-    #[arg(long, default_value_t = 0.999)]
     pub beta2: f64,
-    #[arg(long, default_value_t = 1e-8)]
     pub eps: f64,
     /// Clip gradients to this global L2 norm (0 disables).
-    #[arg(long, default_value_t = 1.0)]
     pub max_grad_norm: f64,
     /// Evaluate on the held-out examples every N steps (0: only at the end).
-    #[arg(long, default_value_t = 0)]
     pub eval_every: usize,
     /// Fraction of examples held out for evaluation when the data has no `split` column.
-    #[arg(long, default_value_t = 0.05)]
     pub eval_fraction: f64,
     /// Held-out examples evaluated at most (the first ones, in table order).
-    #[arg(long, default_value_t = 256)]
     pub max_eval_examples: usize,
     /// Write a resumable checkpoint every N steps (0: none).
-    #[arg(long, default_value_t = 0)]
     pub save_every: usize,
     /// Intermediate checkpoints kept (the newest ones).
-    #[arg(long, default_value_t = 2)]
     pub keep_checkpoints: usize,
     /// Seed for data order, held-out choice, adapter init and dropout.
-    #[arg(long)]
     pub seed: Option<u64>,
     /// DPO's β: how far the policy may move from the reference (DPO only).
-    #[arg(long, default_value_t = 0.1)]
     pub dpo_beta: f64,
     /// Low-rank adaptation instead of full fine-tuning.
-    #[arg(skip)]
     pub lora: Option<LoraConfig>,
 }
 
@@ -150,9 +179,6 @@ impl TrainConfig {
         if let Some(lora) = &self.lora {
             if lora.rank == 0 || !(0.0..1.0).contains(&lora.dropout) {
                 return Some("lora.rank must be at least 1 and lora.dropout in [0, 1)".into());
-            }
-            if let Some(t) = lora.targets.iter().find(|t| !PROJECTIONS.contains(&t.as_str())) {
-                return Some(format!("lora target {t:?} is not a projection; choose from {}", PROJECTIONS.join(", ")));
             }
             if lora.targets.is_empty() {
                 return Some("lora.targets is empty".into());

@@ -87,7 +87,7 @@ fn held_out_rows(table: &Table, seed: u64, fraction: f64) -> Result<Vec<bool>> {
 /// Documents joined by `<|endoftext|>` and cut into `seq_len` chunks, every token a target.
 fn dapt(table: &Table, path: &Path, held_out: &[bool], tokenizer: &Tokenizer, seq_len: usize) -> Result<Examples> {
     let texts = table.strings("text")?;
-    let eos = tokenizer.token_id("<|endoftext|>").ok_or_else(|| TrainerError::Invalid("the tokenizer has no <|endoftext|> token".into()))?;
+    let eos = tokenizer.token_id("<|endoftext|>").ok_or_else(|| TrainerError::settings("tokenizer", "it has no <|endoftext|> token"))?;
     let mut streams = [Vec::new(), Vec::new()];
     for (text, &held) in texts.iter().zip(held_out) {
         let stream = &mut streams[usize::from(held)];
@@ -104,7 +104,7 @@ fn dapt(table: &Table, path: &Path, held_out: &[bool], tokenizer: &Tokenizer, se
     };
     let examples = Examples { train: chunks(&streams[0]), eval: chunks(&streams[1]), too_long: 0 };
     if examples.train.is_empty() {
-        return Err(TrainerError::Invalid(format!("{}: no training text in column `text`", path.display())));
+        return Err(TrainerError::Data(simforge_data::DataError::invalid(path, "no training text in column `text`")));
     }
     Ok(examples)
 }
@@ -118,9 +118,9 @@ pub fn chat_records(table: &Table, path: &Path) -> Result<Vec<Vec<Message>>> {
         Err(_) => match table.u32s("target_pos") {
             Ok(pos) => pos.iter().map(|&p| format!("Behavior: [{}]", letter(p as usize))).collect(),
             Err(_) => {
-                return Err(TrainerError::Invalid(format!(
-                    "{}: expected chat records (columns `prompt` and `response`) or scenes (`prompt` and `target_pos`)",
-                    path.display()
+                return Err(TrainerError::Data(simforge_data::DataError::invalid(
+                    path,
+                    "expected chat records (columns `prompt` and `response`) or scenes (`prompt` and `target_pos`)",
                 )))
             }
         },
@@ -146,7 +146,7 @@ pub fn chat_records(table: &Table, path: &Path) -> Result<Vec<Vec<Message>>> {
 /// `<|im_end|>`).
 pub fn chat_example(messages: &[Message], tokenizer: &Tokenizer) -> Result<Example> {
     if messages.last().is_none_or(|m| m.role != "assistant") {
-        return Err(TrainerError::Invalid("a training conversation must end with an assistant turn".into()));
+        return Err(TrainerError::settings("chat record", "a training conversation must end with an assistant turn"));
     }
     let full = tokenizer.encode(&chat_template(messages, false))?;
     // The prefix is everything up to the assistant's content: the template with a generation
@@ -154,7 +154,7 @@ pub fn chat_example(messages: &[Message], tokenizer: &Tokenizer) -> Result<Examp
     let prefix_text = answer_prompt(&messages[..messages.len() - 1]);
     let prefix = tokenizer.encode(&prefix_text)?;
     if !full.starts_with(&prefix) {
-        return Err(TrainerError::Invalid("the chat prompt does not tokenize to a prefix of the conversation".into()));
+        return Err(TrainerError::settings("chat record", "the chat prompt does not tokenize to a prefix of the conversation"));
     }
     // The trailing "\n" after <|im_end|> is not a target.
     let trailing = usize::from(full.last().is_some_and(|&t| Some(t) != tokenizer.token_id("<|im_end|>")));
@@ -165,7 +165,7 @@ pub fn chat_example(messages: &[Message], tokenizer: &Tokenizer) -> Result<Examp
 fn sft(table: &Table, path: &Path, held_out: &[bool], tokenizer: &Tokenizer, seq_len: usize) -> Result<Examples> {
     let mut examples = Examples::default();
     for (row, (messages, &held)) in chat_records(table, path)?.iter().zip(held_out).enumerate() {
-        let example = chat_example(messages, tokenizer).map_err(|e| TrainerError::Invalid(format!("{} row {row}: {e}", path.display())))?;
+        let example = chat_example(messages, tokenizer).map_err(|e| TrainerError::record(path, row, e.to_string()))?;
         if example.ids.len() > seq_len {
             examples.too_long += 1;
             continue;
@@ -173,7 +173,7 @@ fn sft(table: &Table, path: &Path, held_out: &[bool], tokenizer: &Tokenizer, seq
         if held { &mut examples.eval } else { &mut examples.train }.push(example);
     }
     if examples.train.is_empty() {
-        return Err(TrainerError::Invalid(format!("{}: no training record fits seq_len {seq_len}", path.display())));
+        return Err(TrainerError::Data(simforge_data::DataError::invalid(path, format!("no training record fits seq_len {seq_len}"))));
     }
     Ok(examples)
 }
@@ -194,7 +194,7 @@ fn dpo(table: &Table, path: &Path, held_out: &[bool], tokenizer: &Tokenizer, seq
             }
             messages.push(Message { role: "user".into(), content: prompts[row].clone() });
             messages.push(Message { role: "assistant".into(), content: response.to_owned() });
-            chat_example(&messages, tokenizer).map_err(|e| TrainerError::Invalid(format!("{} row {row}: {e}", path.display())))
+            chat_example(&messages, tokenizer).map_err(|e| TrainerError::record(path, row, e.to_string()))
         };
         let mut example = conversation(&chosen[row])?;
         example.preference = Some(Box::new(Preference { rejected: conversation(&rejected[row])?, reference: [0.0; 2] }));
@@ -205,7 +205,7 @@ fn dpo(table: &Table, path: &Path, held_out: &[bool], tokenizer: &Tokenizer, seq
         if held_out[row] { &mut examples.eval } else { &mut examples.train }.push(example);
     }
     if examples.train.is_empty() {
-        return Err(TrainerError::Invalid(format!("{}: no preference pair fits seq_len {seq_len}", path.display())));
+        return Err(TrainerError::Data(simforge_data::DataError::invalid(path, format!("no preference pair fits seq_len {seq_len}"))));
     }
     Ok(examples)
 }

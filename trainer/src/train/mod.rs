@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod data;
+pub mod diagnostic;
 pub mod optim;
 
 use std::io::Write as _;
@@ -20,16 +21,16 @@ use serde::{Deserialize, Serialize};
 use simforge_data::rng::Rng;
 
 use crate::checkpoint::{
-    adapter_tensors, attach_lora, load_adapter_values, model_tensors, read_safetensors, write_dir_atomically,
-    write_model_files, write_safetensors, AdapterConfig, ADAPTER_CONFIG, ADAPTER_WEIGHTS,
+    adapter_tensors, attach_lora, load_adapter_values, load_qwen3, model_tensors, write_dir_atomically, write_model_files, AdapterConfig, ADAPTER_CONFIG,
+    ADAPTER_WEIGHTS,
 };
 use crate::error::{Result, TrainerError};
 use crate::models::qwen3::{Batch, Qwen3Config, Qwen3ForCausalLM};
+use crate::tensors::{host, read_safetensors, write_safetensors};
 use crate::tokenizer::Tokenizer;
-use crate::weights::load_qwen3;
 use config::{Objective, TrainConfig};
 use data::{epoch_batches, Example};
-use optim::{host, learning_rate, AdamW, GradientSum};
+use optim::{learning_rate, AdamW, GradientSum};
 
 pub const METRICS_FILE: &str = "metrics.jsonl";
 pub const FINAL_MODEL: &str = "model";
@@ -91,7 +92,7 @@ pub fn train(job: &TrainJob, progress: &mut dyn FnMut(&StepMetrics, usize)) -> R
     // 1. Settings, tokenizer, examples.
     let c = job.config;
     if let Some(problem) = c.problem() {
-        return Err(TrainerError::Invalid(format!("training settings: {problem}")));
+        return Err(TrainerError::settings("training settings", problem));
     }
     let seed = c.seed.unwrap_or(0);
     let tokenizer = Tokenizer::from_file(&job.init.join("tokenizer.json"))?;
@@ -126,14 +127,14 @@ pub fn train(job: &TrainJob, progress: &mut dyn FnMut(&StepMetrics, usize)) -> R
         model = if c.lora.is_some() {
             load_adapter_values(model, read_safetensors(&dir.join(ADAPTER_WEIGHTS))?, dir)?
         } else {
-            crate::weights::load_full_weights(dir, &job.device)?.1
+            crate::checkpoint::load_full_weights(dir, &job.device)?.1
         };
         optimizer.step = state.adam_step;
         optimizer.read_moments(&dir.join(STATE_DIR).join("optimizer.safetensors"), &job.device)?;
         start = *step;
     }
     let mut model = model.train();
-    let trainable_parameters = optim::named_parameters(&model).iter().filter(|p| p.3).map(|p| p.2.iter().product::<usize>()).sum();
+    let trainable_parameters = crate::tensors::named_parameters(&model).iter().filter(|p| p.3).map(|p| p.2.iter().product::<usize>()).sum();
     let metrics_path = job.out.join(METRICS_FILE);
     keep_metrics_where(&metrics_path, |m: &StepMetrics| m.step <= start)?;
 
@@ -159,10 +160,12 @@ pub fn train(job: &TrainJob, progress: &mut dyn FnMut(&StepMetrics, usize)) -> R
         let grad_norm = grads.global_norm();
         if !loss.is_finite() || !grad_norm.is_finite() {
             let kept = latest_checkpoint(job.out)?.map_or("none was written yet".to_string(), |(_, d)| d.display().to_string());
-            return Err(TrainerError::Invalid(format!(
-                "step {}: the loss is {loss} and the gradient norm {grad_norm}; training stopped. The last good checkpoint: {kept}. Lower the learning rate or check the data.",
-                step + 1
-            )));
+            return Err(TrainerError::Diverged {
+                message: format!(
+                    "step {}: the loss is {loss} and the gradient norm {grad_norm}; training stopped. The last good checkpoint: {kept}. Lower the learning rate or check the data.",
+                    step + 1
+                ),
+            });
         }
         let grads = clip_global_norm(grads, grad_norm, c.max_grad_norm);
         let lr = learning_rate(c.lr, step, warmup, total_steps);
@@ -221,7 +224,14 @@ pub enum Loss {
 /// Gradients of one optimizer step summed over its micro-batches, with the loss as the mean
 /// over all of the step's target tokens (DPO: pairs), so accumulation equals one large batch.
 /// Each micro-batch draws its LoRA dropout masks from its own seed, derived from `dropout_seed`.
-pub fn step_gradients(model: &mut Qwen3ForCausalLM, micro: &[Vec<&Example>], loss: Loss, dropout_seed: u64, pad_id: u32, rope_theta: f64) -> (GradientSum, f64) {
+pub fn step_gradients(
+    model: &mut Qwen3ForCausalLM,
+    micro: &[Vec<&Example>],
+    loss: Loss,
+    dropout_seed: u64,
+    pad_id: u32,
+    rope_theta: f64,
+) -> (GradientSum, f64) {
     let units: usize = match loss {
         Loss::Nll => micro.iter().flatten().map(|e| e.target_count()).sum(),
         Loss::Dpo { .. } => micro.iter().map(Vec::len).sum(),
@@ -405,6 +415,6 @@ pub(crate) fn keep_metrics_where<T: serde::de::DeserializeOwned>(path: &Path, ke
 
 pub(crate) fn append_metrics(path: &Path, metrics: &impl Serialize) -> Result<()> {
     let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| TrainerError::io(path, e))?;
-    let line = serde_json::to_string(metrics).map_err(|e| TrainerError::Invalid(e.to_string()))?;
+    let line = serde_json::to_string(metrics)?;
     writeln!(file, "{line}").map_err(|e| TrainerError::io(path, e))
 }

@@ -7,10 +7,10 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
-use burn::tensor::{Device, Gradients, Tensor, TensorData};
+use burn::tensor::{Device, Gradients, Tensor};
 
-use crate::checkpoint::{read_safetensors, write_safetensors, NamedTensor};
 use crate::error::{Result, TrainerError};
+use crate::tensors::{device_tensor, host, read_safetensors, write_safetensors, NamedTensor, PathTracker};
 use crate::train::config::TrainConfig;
 
 /// Learning rate at optimizer step `step` (0-based) of `total`: linear warm-up from 0 over
@@ -21,22 +21,6 @@ pub fn learning_rate(peak: f64, step: usize, warmup: usize, total: usize) -> f64
     }
     let progress = (step - warmup) as f64 / (total - warmup).max(1) as f64;
     peak * 0.5 * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos())
-}
-
-/// Dotted module path of each parameter as a visitor or mapper walks the model.
-#[derive(Default)]
-struct PathTracker(Vec<String>);
-
-impl PathTracker {
-    fn enter(&mut self, name: &str) {
-        self.0.push(name.to_owned());
-    }
-    fn exit(&mut self) {
-        self.0.pop();
-    }
-    fn path(&self) -> String {
-        self.0.join(".")
-    }
 }
 
 /// Summed gradients of the trainable parameters, flattened, in the model's parameter order
@@ -198,41 +182,6 @@ impl ModuleMapper for Update<'_> {
         let updated = Tensor::from_inner(p.reshape(shape)).require_grad();
         Param::from_mapped_value(id, updated, mapper)
     }
-}
-
-/// Every float parameter of `model` by path: (values, shape, trainable).
-pub fn named_parameters<M: Module>(model: &M) -> Vec<(String, Tensor<1>, Vec<usize>, bool)> {
-    struct Named {
-        path: PathTracker,
-        out: Vec<(String, Tensor<1>, Vec<usize>, bool)>,
-    }
-    impl ModuleVisitor for Named {
-        fn enter_module(&mut self, name: &str, _container_type: &str) {
-            self.path.enter(name);
-        }
-        fn exit_module(&mut self, _name: &str, _container_type: &str) {
-            self.path.exit();
-        }
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let value = param.val();
-            let shape = value.dims().to_vec();
-            let n: usize = shape.iter().product();
-            self.out.push((self.path.path(), value.reshape([n]), shape, param.is_require_grad()));
-        }
-    }
-    let mut named = Named { path: PathTracker::default(), out: Vec::new() };
-    model.visit(&mut named);
-    named.out
-}
-
-/// A host copy of a flat tensor.
-pub fn host(t: Tensor<1>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default()
-}
-
-pub fn device_tensor(values: Vec<f32>, device: &Device) -> Tensor<1> {
-    let n = values.len();
-    Tensor::from_data(TensorData::new(values, [n]), device)
 }
 
 #[cfg(test)]
