@@ -435,7 +435,9 @@ fn bad_input_gets_a_message_not_a_panic() {
     // a bad key, value or device leaves no run folder behind.
     let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/quickstart.toml");
     let runs = dir.path().join("runs");
-    for (set, needle) in [("scenes.trian=3", "trian"), ("run.device=tpu", "tpu"), ("sft.lr=fast", "lr"), ("sft", "section.key=value"), ("dgdpo.endpoint.retries=-1", "retries")] {
+    for (set, needle) in
+        [("scenes.trian=3", "trian"), ("run.device=tpu", "tpu"), ("sft.lr=fast", "lr"), ("sft", "section.key=value"), ("dgdpo.endpoint.retries=-1", "retries")]
+    {
         let out = simforge(&["run", s(&quickstart), "--out", s(&runs), "--set", set]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "--set {set}: {stderr}");

@@ -84,6 +84,9 @@ impl Default for DefectsConfig {
 /// One diagnostic sample.
 #[derive(Debug, Clone)]
 pub struct DefectSample {
+    /// How many likes and dislikes the defective profile states: its surface, which every
+    /// class shares in the same proportions.
+    pub shape: (usize, usize),
     pub user_id: u32,
     pub split: Split,
     pub label: DefectKind,
@@ -175,8 +178,9 @@ pub fn defects(data_dir: &Path, profiles_dir: &Path, out: &Path, config: &Defect
     let context = ProfileContext::new(&dataset, ProfilesConfig::default());
     let by_user = dataset.by_user();
     let seed = config.seed.unwrap_or(0);
-    // Enough attempts per user and class to fill every class when users are few.
-    let rounds = config.per_class.div_ceil(users.len().max(1)).max(1) + 1;
+    // Enough attempts per user and class to fill every class when users are few, with room
+    // for the shapes the balancing leaves out.
+    let rounds = 2 * config.per_class.div_ceil(users.len().max(1)).max(1) + 1;
 
     let generated: Vec<Vec<DefectSample>> = users
         .par_iter()
@@ -208,6 +212,7 @@ pub fn defects(data_dir: &Path, profiles_dir: &Path, out: &Path, config: &Defect
                     let discrepancy = DiscrepancyCase::new(&dataset.items, bad.render(), recent, candidate_items, simulated, real);
                     let case = discrepancy.render();
                     out.push(DefectSample {
+                        shape: (bad.likes.len(), bad.dislikes.len()),
                         user_id: u,
                         split,
                         label: kind,
@@ -227,25 +232,18 @@ pub fn defects(data_dir: &Path, profiles_dir: &Path, out: &Path, config: &Defect
         })
         .collect();
 
-    let mut by_kind: [Vec<DefectSample>; 3] = Default::default();
-    for sample in generated.into_iter().flatten() {
-        by_kind[DefectKind::ALL.iter().position(|k| *k == sample.label).unwrap_or(0)].push(sample);
-    }
-    let available = [by_kind[0].len(), by_kind[1].len(), by_kind[2].len()];
-    let per_class = config.per_class.min(available.into_iter().min().unwrap_or(0));
+    let all: Vec<DefectSample> = generated.into_iter().flatten().collect();
+    let available = DefectKind::ALL.map(|k| all.iter().filter(|s| s.label == k).count());
+    let mut rng = Rng::stream(seed, "defect-pick", 0);
+    let samples = balanced(all, config.per_class, &mut rng);
+    let per_class = samples.len() / 3;
     if per_class == 0 {
         return Err(DataError::config("defects", format!("no discrepancy case could be produced for some class (found {available:?})")));
     }
     if per_class < config.per_class {
-        tracing::warn!("only {per_class} samples per class could be produced (found {available:?})");
+        tracing::warn!("only {per_class} samples per class could be produced with balanced profile shapes (found {available:?})");
     }
-    let mut rng = Rng::stream(seed, "defect-pick", 0);
-    let mut samples = Vec::with_capacity(per_class * 3);
-    for mut class in by_kind {
-        rng.shuffle(&mut class);
-        class.truncate(per_class);
-        samples.extend(class);
-    }
+    let mut samples = samples;
     samples.sort_by_key(|s| (s.split, s.user_id));
     write_defects(&out.join(DEFECTS_FILE), &samples)?;
     let stats = DefectsStats {
@@ -257,6 +255,44 @@ pub fn defects(data_dir: &Path, profiles_dir: &Path, out: &Path, config: &Defect
     };
     write_json(&out.join("defects.json"), &stats)?;
     Ok(stats)
+}
+
+/// Up to `per_class` samples of each class such that every profile shape (likes, dislikes
+/// stated) holds the same number of samples of each class: a defect changes how many
+/// preferences a profile states (Incomplete deletes one, Both deletes one and flips one), so
+/// without this the shape alone would tell the class.
+fn balanced(all: Vec<DefectSample>, per_class: usize, rng: &mut Rng) -> Vec<DefectSample> {
+    let mut strata: std::collections::BTreeMap<(usize, usize), [Vec<DefectSample>; 3]> = std::collections::BTreeMap::new();
+    for sample in all {
+        let class = DefectKind::ALL.iter().position(|k| *k == sample.label).unwrap_or(0);
+        strata.entry(sample.shape).or_default()[class].push(sample);
+    }
+    let mut strata: Vec<[Vec<DefectSample>; 3]> = strata.into_values().collect();
+    for classes in &mut strata {
+        for class in classes.iter_mut() {
+            rng.shuffle(class);
+        }
+    }
+    // One sample of each class from each shape in turn, so that every class gets the same shapes.
+    let mut out = Vec::with_capacity(per_class * 3);
+    let mut taken = 0;
+    while taken < per_class {
+        let mut progressed = false;
+        for classes in &mut strata {
+            if taken == per_class {
+                break;
+            }
+            if classes.iter().all(|c| !c.is_empty()) {
+                out.extend(classes.iter_mut().filter_map(Vec::pop));
+                taken += 1;
+                progressed = true;
+            }
+        }
+        if !progressed {
+            break;
+        }
+    }
+    out
 }
 
 fn write_defects(path: &Path, samples: &[DefectSample]) -> Result<()> {

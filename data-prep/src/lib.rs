@@ -15,6 +15,7 @@ pub mod profile;
 pub mod profiles;
 pub mod rng;
 pub mod scenes;
+pub mod shortcuts;
 pub mod sources;
 pub mod split;
 pub mod tables;

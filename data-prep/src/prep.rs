@@ -131,21 +131,31 @@ pub fn canonicalize(source: SourceData, format: Format, config: &PrepConfig) -> 
     let users: Vec<_> = renumber(&mut user_map, source.users.records);
     let mut items: Vec<_> = renumber(&mut item_map, source.items.records);
 
-    let mut interactions: Vec<Interaction> = source
+    let logged = !source.impressions.is_empty();
+    let mut impressions = source.impressions.into_iter().map(Some).chain(std::iter::repeat(None));
+    let mut interactions: Vec<(Interaction, Option<Vec<u32>>)> = source
         .interactions
         .into_iter()
         .zip(keep)
-        .filter(|(_, k)| *k)
-        .map(|(x, _)| Interaction {
-            user_id: user_map[x.user as usize],
-            item_id: item_map[x.item as usize],
-            timestamp: x.timestamp,
-            rating: x.rating,
-            review: x.review,
+        .map(|(x, k)| (x, k, impressions.next().flatten()))
+        .filter(|(_, k, _)| *k)
+        .map(|(x, _, shown)| {
+            // Shown items that did not survive the filters leave the list.
+            let shown = shown.map(|s| s.iter().map(|&i| item_map[i as usize]).filter(|&i| i != u32::MAX).collect());
+            let x = Interaction {
+                user_id: user_map[x.user as usize],
+                item_id: item_map[x.item as usize],
+                timestamp: x.timestamp,
+                rating: x.rating,
+                review: x.review,
+            };
+            (x, shown)
         })
         .collect();
     // Stable: equal timestamps keep the source's order.
-    interactions.sort_by_key(|x| (x.user_id, x.timestamp));
+    interactions.sort_by_key(|(x, _)| (x.user_id, x.timestamp));
+    let (interactions, shown): (Vec<Interaction>, Vec<Option<Vec<u32>>>) = interactions.into_iter().unzip();
+    let impressions = logged.then(|| shown.into_iter().map(Option::unwrap_or_default).collect());
     for x in &interactions {
         items[x.item_id as usize].popularity += 1;
     }
@@ -164,7 +174,7 @@ pub fn canonicalize(source: SourceData, format: Format, config: &PrepConfig) -> 
         min_user_interactions: min_u,
         min_item_interactions: min_i,
     };
-    Ok(Dataset { users, items, interactions, stats })
+    Ok(Dataset { users, items, interactions, impressions, stats })
 }
 
 /// Keeps the records marked in `map` (0 = kept, MAX = dropped), writing their new ids into it.

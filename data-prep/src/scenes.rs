@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{DataError, Result};
 use crate::fsutil::write_json;
 use crate::parquet_io as pq;
+use crate::profile::Profile;
 use crate::profiles::{ProfileContext, ProfilesConfig};
 use crate::rng::{Cumulative, Rng};
 use crate::tables::{Dataset, Interaction, Item, Split, TimeKind};
@@ -21,6 +22,33 @@ pub const SCENES_FILE: &str = "scenes.parquet";
 pub const MIN_EARLIER: usize = 3;
 const LETTERS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 const SECONDS_PER_YEAR: i64 = 31_556_952;
+
+/// Where the other options of a scene come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExposureSource {
+    /// Items the user never interacted with, drawn from a mix of uniform, popularity and
+    /// co-occurrence sources (METHODS.md section 3; real data has no other).
+    #[default]
+    Sampled,
+    /// The exposure list the real choice was made from, where the data logged it (the
+    /// synthetic world's `impressions.parquet`): the world's own choice model is then the best
+    /// possible simulator, and no construction artefact tells the answer.
+    Impressions,
+}
+
+/// How a scene is written for the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rendering {
+    /// UserMirrorer's layout: the full profile, history lines with title, year, categories and
+    /// rating, and lettered items with title, year and categories.
+    #[default]
+    Usermirrorer,
+    /// The same choice in few tokens, for small models: stated likes, dislikes and taste,
+    /// history and options as their categories (the history with its ratings), no boilerplate.
+    Compact,
+}
 
 /// `simforge scenes` options (a recipe's `[scenes]`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -40,13 +68,28 @@ pub struct ScenesConfig {
     pub max_history: usize,
     /// Evaluation targets reserved per user (their latest), kept out of training.
     pub eval_per_user: usize,
+    /// Where the other options come from: sampled or impressions.
+    pub exposure: ExposureSource,
+    /// How the prompt is written: usermirrorer or compact.
+    pub rendering: Rendering,
     /// Seed for every random choice.
     pub seed: Option<u64>,
 }
 
 impl Default for ScenesConfig {
     fn default() -> Self {
-        Self { train: 1000, eval: 200, min_exposure: 2, max_exposure: 12, eval_exposure: 5, max_history: 10, eval_per_user: 1, seed: None }
+        Self {
+            train: 1000,
+            eval: 200,
+            min_exposure: 2,
+            max_exposure: 12,
+            eval_exposure: 5,
+            max_history: 10,
+            eval_per_user: 1,
+            exposure: ExposureSource::Sampled,
+            rendering: Rendering::Usermirrorer,
+            seed: None,
+        }
     }
 }
 
@@ -79,10 +122,13 @@ pub struct Scene {
     pub timestamp: i64,
     pub profile: String,
     pub history: String,
+    /// The items of the history lines, oldest first.
+    pub history_items: Vec<u32>,
     pub exposure: Vec<u32>,
     pub options: Vec<String>,
     pub target_pos: u32,
     pub prompt: String,
+    pub rendering: Rendering,
 }
 
 #[derive(Debug, Serialize)]
@@ -93,6 +139,9 @@ pub struct ScenesStats {
     pub eval_candidates: usize,
     pub shortened_lists: usize,
     pub dropped: usize,
+    /// How often simple rules on item metadata pick the real choice of the evaluation scenes:
+    /// a rule far above random is a shortcut a model can learn instead of the user.
+    pub shortcuts: crate::shortcuts::ShortcutReport,
 }
 
 /// "Toy Story (1995) | Animation, Children's, Comedy": how an item appears in a prompt.
@@ -148,6 +197,35 @@ pub fn unseen_items(rng: &mut Rng, consumed: &[u32], items: usize, count: usize)
 
 pub fn letter(i: usize) -> char {
     LETTERS[i] as char
+}
+
+/// An item as the compact rendering shows it: its categories (its title where it has none).
+fn compact_item(item: &Item) -> String {
+    if item.categories.is_empty() {
+        item.title.clone()
+    } else {
+        item.categories.join(", ")
+    }
+}
+
+/// The compact prompt of a scene: the stated preferences, the history with ratings, and the
+/// lettered options, each as categories.
+pub fn render_compact_prompt(profile: &Profile, items: &[Item], recent: &[Interaction], exposure: &[u32]) -> String {
+    let list = |v: &[String]| if v.is_empty() { "-".to_owned() } else { v.join(", ") };
+    let mut s = format!("Likes: {}\nDislikes: {}\n", list(&profile.likes), list(&profile.dislikes));
+    if let Some(taste) = &profile.taste {
+        let _ = writeln!(s, "Taste: {}", taste.split(" (").next().unwrap_or(taste));
+    }
+    s.push_str("History:\n");
+    for x in recent {
+        let rating = x.rating.map(|r| format!(" ({r})")).unwrap_or_default();
+        let _ = writeln!(s, "- {}{rating}", compact_item(&items[x.item_id as usize]));
+    }
+    s.push_str("Options:");
+    for (i, &c) in exposure.iter().enumerate() {
+        let _ = write!(s, "\n[{}] {}", letter(i), compact_item(&items[c as usize]));
+    }
+    s
 }
 
 /// Who the simulated user is, as every simulator prompt opens: the profile, then the history.
@@ -298,6 +376,14 @@ pub fn build_scenes(dataset: &Dataset, config: &ScenesConfig) -> Result<(Vec<Sce
         .collect();
     let sampler = NegativeSampler::new(dataset, &by_user);
     let profiles = ProfileContext::new(dataset, ProfilesConfig::default());
+    let impressions = match config.exposure {
+        ExposureSource::Sampled => None,
+        ExposureSource::Impressions => Some(dataset.impressions.as_ref().ok_or_else(|| {
+            DataError::config("scenes", "exposure = impressions, but the dataset logged no exposure lists (impressions.parquet; only the synthetic world has them): use exposure = sampled")
+        })?),
+    };
+    // Where each user's interactions start in the dataset's table (and its impressions).
+    let starts: Vec<usize> = by_user.iter().scan(0, |at, h| Some(std::mem::replace(at, *at + h.len()))).collect();
     let build = |t: &Target| -> Option<(Scene, bool)> {
         // Seeded by the target itself, so a scene does not change when others are dropped.
         let mut rng = Rng::stream(seed, "scene", (u64::from(t.user) << 32) | t.index as u64);
@@ -307,7 +393,17 @@ pub fn build_scenes(dataset: &Dataset, config: &ScenesConfig) -> Result<(Vec<Sce
         let shown = rng.range_inclusive(2, config.max_history).min(earlier.len());
         let recent = &earlier[earlier.len() - shown..];
         let wanted = if t.eval { config.eval_exposure } else { rng.range_inclusive(config.min_exposure, config.max_exposure) };
-        let negatives = sampler.sample(&mut rng, wanted - 1, &consumed[t.user as usize], recent, target.timestamp);
+        let negatives = match impressions {
+            None => sampler.sample(&mut rng, wanted - 1, &consumed[t.user as usize], recent, target.timestamp),
+            Some(lists) => {
+                // Any wanted-1 of the other shown items: the choice among a random subset of
+                // what was shown follows the same choice model as among all of it.
+                let mut others: Vec<u32> = lists[starts[t.user as usize] + t.index].iter().copied().filter(|&i| i != target.item_id).collect();
+                rng.shuffle(&mut others);
+                others.truncate(wanted - 1);
+                others
+            }
+        };
         if negatives.is_empty() {
             return None;
         }
@@ -315,10 +411,14 @@ pub fn build_scenes(dataset: &Dataset, config: &ScenesConfig) -> Result<(Vec<Sce
         let target_pos = rng.below(negatives.len() + 1);
         let mut exposure = negatives;
         exposure.insert(target_pos, target.item_id);
-        let profile = profiles.build(&dataset.users[t.user as usize], earlier).render();
+        let stated = profiles.build(&dataset.users[t.user as usize], earlier);
+        let profile = stated.render();
         let history_text = render_history(&dataset.items, recent);
         let options = lettered_items(&dataset.items, &exposure);
-        let prompt = render_prompt(&profile, &history_text, &options);
+        let prompt = match config.rendering {
+            Rendering::Usermirrorer => render_prompt(&profile, &history_text, &options),
+            Rendering::Compact => render_compact_prompt(&stated, &dataset.items, recent, &exposure),
+        };
         let scene = Scene {
             scene_id: 0,
             split: if t.eval { Split::Eval } else { Split::Train },
@@ -327,10 +427,12 @@ pub fn build_scenes(dataset: &Dataset, config: &ScenesConfig) -> Result<(Vec<Sce
             timestamp: target.timestamp,
             profile,
             history: history_text,
+            history_items: recent.iter().map(|x| x.item_id).collect(),
             exposure,
             options,
             target_pos: target_pos as u32,
             prompt,
+            rendering: config.rendering,
         };
         Some((scene, shortened))
     };
@@ -371,6 +473,7 @@ pub fn build_scenes(dataset: &Dataset, config: &ScenesConfig) -> Result<(Vec<Sce
         eval_candidates: n_eval_candidates,
         shortened_lists,
         dropped,
+        shortcuts: crate::shortcuts::shortcut_report(&dataset.items, &sampler.neighbours, scenes.iter().filter(|s| s.split == Split::Eval)),
     };
     Ok((scenes, stats))
 }
@@ -387,11 +490,19 @@ pub fn write_scenes(path: &Path, dataset_name: &str, scenes: &[Scene]) -> Result
             ("timestamp", pq::i64_col(scenes.iter().map(|s| s.timestamp))),
             ("profile", pq::str_col(scenes.iter().map(|s| &s.profile))),
             ("history", pq::str_col(scenes.iter().map(|s| &s.history))),
+            ("history_items", pq::u32_list_col(scenes.iter().map(|s| s.history_items.as_slice()))),
             ("exposure", pq::u32_list_col(scenes.iter().map(|s| s.exposure.as_slice()))),
             ("options", pq::str_list_col(scenes.iter().map(|s| s.options.as_slice()))),
             ("target_pos", pq::u32_col(scenes.iter().map(|s| s.target_pos))),
             ("choice_cnt", pq::u32_col(scenes.iter().map(|s| s.exposure.len() as u32))),
             ("prompt", pq::str_col(scenes.iter().map(|s| &s.prompt))),
+            (
+                "rendering",
+                pq::str_col(scenes.iter().map(|s| match s.rendering {
+                    Rendering::Usermirrorer => "usermirrorer",
+                    Rendering::Compact => "compact",
+                })),
+            ),
         ],
     )
 }

@@ -113,6 +113,9 @@ pub struct Dataset {
     pub items: Vec<Item>,
     /// Sorted by (user_id, timestamp, source order).
     pub interactions: Vec<Interaction>,
+    /// For each interaction, the exposure list it was chosen from (the chosen item among the
+    /// shown ones), where the source logged it (the synthetic world; `impressions.parquet`).
+    pub impressions: Option<Vec<Vec<u32>>>,
     pub stats: Stats,
 }
 
@@ -120,6 +123,7 @@ pub const USERS_FILE: &str = "users.parquet";
 pub const ITEMS_FILE: &str = "items.parquet";
 pub const INTERACTIONS_FILE: &str = "interactions.parquet";
 pub const STATS_FILE: &str = "stats.json";
+pub const IMPRESSIONS_FILE: &str = "impressions.parquet";
 
 impl Dataset {
     pub fn write(&self, dir: &Path) -> Result<()> {
@@ -159,6 +163,17 @@ impl Dataset {
                 ("review", pq::opt_str_col(inter.iter().map(|x| x.review.as_deref()))),
             ],
         )?;
+        if let Some(shown) = &self.impressions {
+            pq::write(
+                &dir.join(IMPRESSIONS_FILE),
+                vec![
+                    ("user_id", pq::u32_col(inter.iter().map(|x| x.user_id))),
+                    ("timestamp", pq::i64_col(inter.iter().map(|x| x.timestamp))),
+                    ("item_id", pq::u32_col(inter.iter().map(|x| x.item_id))),
+                    ("shown", pq::u32_list_col(shown.iter().map(Vec::as_slice))),
+                ],
+            )?;
+        }
         write_json(&dir.join(STATS_FILE), &self.stats)
     }
 
@@ -187,7 +202,7 @@ impl Dataset {
             .map(|(((((raw_id, title), year), categories), description), popularity)| Item { raw_id, title, year, categories, description, popularity })
             .collect();
         let t = Table::read(&dir.join(INTERACTIONS_FILE))?;
-        let interactions = t
+        let interactions: Vec<Interaction> = t
             .u32s("user_id")?
             .into_iter()
             .zip(t.u32s("item_id")?)
@@ -196,7 +211,17 @@ impl Dataset {
             .zip(t.opt_strings("review")?)
             .map(|((((user_id, item_id), timestamp), rating), review)| Interaction { user_id, item_id, timestamp, rating, review })
             .collect();
-        let dataset = Self { users, items, interactions, stats };
+        let path = dir.join(IMPRESSIONS_FILE);
+        let impressions = if path.is_file() {
+            let shown = Table::read(&path)?.u32_lists("shown")?;
+            if shown.len() != interactions.len() {
+                return Err(crate::DataError::invalid(&path, format!("{} exposure lists for {} interactions", shown.len(), interactions.len())));
+            }
+            Some(shown)
+        } else {
+            None
+        };
+        let dataset = Self { users, items, interactions, impressions, stats };
         dataset.check(dir)?;
         Ok(dataset)
     }
@@ -204,6 +229,18 @@ impl Dataset {
     /// Ids in the interactions must point into the user and item tables.
     fn check(&self, dir: &Path) -> Result<()> {
         let (nu, ni) = (self.users.len() as u32, self.items.len() as u32);
+        if let Some((row, _)) = self
+            .impressions
+            .iter()
+            .flatten()
+            .enumerate()
+            .find(|(row, shown)| shown.iter().any(|&i| i >= ni) || !shown.contains(&self.interactions[*row].item_id))
+        {
+            return Err(crate::DataError::invalid(
+                dir.join(IMPRESSIONS_FILE),
+                format!("record {row}: an exposure list outside the items table, or without the chosen item"),
+            ));
+        }
         if let Some((row, x)) = self.interactions.iter().enumerate().find(|(_, x)| x.user_id >= nu || x.item_id >= ni) {
             return Err(crate::DataError::invalid(
                 dir.join(INTERACTIONS_FILE),

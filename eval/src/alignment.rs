@@ -15,6 +15,7 @@ use simforge_data::tables::Split;
 use simforge_trainer::agent::{AgentSpec, EndpointSettings};
 use simforge_trainer::burn::tensor::Device;
 use simforge_trainer::distill::open_teacher;
+use simforge_trainer::distill::oracle::OracleTeacher;
 use simforge_trainer::distill::teacher::{read_decision_scenes, DecisionScene, Teacher, ANSWER_CUE};
 use simforge_trainer::inference::SamplingOptions;
 
@@ -120,6 +121,14 @@ pub struct Accuracy {
     pub random_baseline: f64,
     /// Expected calibration error of the argmax choice (10 equal-width confidence bins).
     pub ece: f64,
+    /// Mean log-probability the simulator gives the real choice (probabilities floored at
+    /// 1e-10): what it says about the logged behaviour, beyond its top pick.
+    pub log_likelihood: f64,
+    /// Synthetic world only: the mean KL divergence from the world's true choice distribution
+    /// over the shown options to the simulator's (0 for the world's own choice model). It
+    /// measures the simulated user, not the one logged choice.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kl_to_oracle: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -267,18 +276,40 @@ pub fn evaluate_alignment(
         }
     })?;
     let mode = if direct { "direct" } else { "reasoning" };
-    Ok(alignment_report(label, mode, scenes, &probs, config.samples, seed))
+    let truth = true_choices(data, scenes)?;
+    Ok(alignment_report(label, mode, scenes, &probs, truth.as_deref(), config.samples, seed))
+}
+
+/// The world's true choice distribution of every scene, where `data` is a synthetic world and
+/// the scenes say who chose among what.
+fn true_choices(data: Option<&Path>, scenes: &[AlignmentScene]) -> Result<Option<Vec<Vec<f64>>>> {
+    let Some(data) = data.filter(|d| d.join(simforge_data::sources::synthetic::WORLD_FILE).is_file()) else { return Ok(None) };
+    let Some(sources) = scenes.iter().map(|s| s.source.as_ref()).collect::<Option<Vec<_>>>() else { return Ok(None) };
+    let oracle = OracleTeacher::load(data)?;
+    Ok(Some(sources.into_iter().map(|s| oracle.choice_probabilities(s)).collect::<simforge_trainer::Result<_>>()?))
 }
 
 /// The report for `scenes` given each one's option distribution; sampled accuracy draws
-/// `samples` letters per scene from a generator seeded by `seed`.
-pub fn alignment_report(simulator: &str, mode: &str, scenes: &[AlignmentScene], probs: &[Vec<f32>], samples: usize, seed: u64) -> AlignmentReport {
+/// `samples` letters per scene from a generator seeded by `seed`. `truth`, where known (the
+/// synthetic world), is each scene's true choice distribution.
+pub fn alignment_report(
+    simulator: &str,
+    mode: &str,
+    scenes: &[AlignmentScene],
+    probs: &[Vec<f32>],
+    truth: Option<&[Vec<f64>]>,
+    samples: usize,
+    seed: u64,
+) -> AlignmentReport {
     struct Outcome {
         correct: bool,
         confidence: f64,
         sampled_hits: f64,
         chosen: usize,
+        log_likelihood: f64,
+        kl: Option<f64>,
     }
+    let floor = |p: f32| f64::from(p).max(1e-10);
     let outcomes: Vec<Outcome> = scenes
         .iter()
         .zip(probs)
@@ -288,7 +319,15 @@ pub fn alignment_report(simulator: &str, mode: &str, scenes: &[AlignmentScene], 
             let mut rng = Rng::stream(seed, "sampled-choice", i as u64);
             let weights: Vec<f64> = p.iter().map(|&x| f64::from(x)).collect();
             let hits = (0..samples).filter(|_| rng.weighted(&weights) == scene.target).count();
-            Outcome { correct: chosen == scene.target, confidence: f64::from(p[chosen]), sampled_hits: hits as f64 / samples.max(1) as f64, chosen }
+            let kl = truth.map(|t| t[i].iter().zip(p).filter(|(o, _)| **o > 0.0).map(|(o, &s)| o * (o / floor(s)).ln()).sum());
+            Outcome {
+                correct: chosen == scene.target,
+                confidence: f64::from(p[chosen]),
+                sampled_hits: hits as f64 / samples.max(1) as f64,
+                chosen,
+                log_likelihood: floor(p[scene.target]).ln(),
+                kl,
+            }
         })
         .collect();
     let accuracy = |members: &[usize]| -> Accuracy {
@@ -307,6 +346,8 @@ pub fn alignment_report(simulator: &str, mode: &str, scenes: &[AlignmentScene], 
             sampled_accuracy: members.iter().map(|&m| outcomes[m].sampled_hits).sum::<f64>() / n,
             random_baseline: members.iter().map(|&m| 1.0 / scenes[m].choices as f64).sum::<f64>() / n,
             ece: bins.iter().filter(|b| b.0 > 0).map(|b| (b.1 - b.2).abs()).sum::<f64>() / n,
+            log_likelihood: members.iter().map(|&m| outcomes[m].log_likelihood).sum::<f64>() / n,
+            kl_to_oracle: truth.map(|_| members.iter().filter_map(|&m| outcomes[m].kl).sum::<f64>() / n),
         }
     };
     let all: Vec<usize> = (0..scenes.len()).collect();
@@ -340,7 +381,7 @@ pub fn alignment_report(simulator: &str, mode: &str, scenes: &[AlignmentScene], 
 impl AlignmentReport {
     /// A Markdown table per dataset and by target position.
     pub fn markdown(&self) -> String {
-        let mut accuracy = MarkdownTable::new(&["dataset", "scenes", "argmax", "sampled", "random 1/k", "ECE"]);
+        let mut accuracy = MarkdownTable::new(&["dataset", "scenes", "argmax", "sampled", "random 1/k", "ECE", "log-likelihood", "KL to truth"]);
         for (name, a) in self.datasets.iter().chain([(&"**overall**".to_owned(), &self.overall)]) {
             accuracy.row(&[
                 name.clone(),
@@ -349,6 +390,8 @@ impl AlignmentReport {
                 format!("{:.4}", a.sampled_accuracy),
                 format!("{:.4}", a.random_baseline),
                 format!("{:.4}", a.ece),
+                format!("{:.4}", a.log_likelihood),
+                a.kl_to_oracle.map_or("—".into(), |k| format!("{k:.4}")),
             ]);
         }
         let mut positions = MarkdownTable::new(&["position", "scenes", "argmax accuracy", "chosen share"]);
@@ -378,7 +421,8 @@ mod tests {
     fn accuracies_baseline_and_calibration_of_known_distributions() {
         let scenes = vec![scene("a", 2, 0), scene("a", 4, 1), scene("b", 5, 4)];
         let probs = vec![vec![1.0, 0.0], vec![0.7, 0.1, 0.1, 0.1], vec![0.2; 5]];
-        let r = alignment_report("m", "direct", &scenes, &probs, 200, 1);
+        let truth = vec![vec![1.0, 0.0], vec![0.25; 4], vec![0.2; 5]];
+        let r = alignment_report("m", "direct", &scenes, &probs, Some(&truth), 200, 1);
         assert_eq!(r.overall.scenes, 3);
         // Scene 0 right with certainty, scene 1 wrong, scene 2 a tie that picks A (wrong).
         assert!((r.overall.argmax_accuracy - 1.0 / 3.0).abs() < 1e-12);
@@ -391,6 +435,10 @@ mod tests {
         assert!((r.overall.ece - 0.9 / 3.0).abs() < 1e-6, "{}", r.overall.ece);
         assert_eq!(r.by_target_position[0].chosen_share, 1.0, "A is picked whenever offered");
         assert_eq!(r.by_target_position[4].scenes, 1);
+        // ln 1, ln 0.1, ln 0.2 averaged; KL 0 (certain and right), KL(uniform ‖ [.7,.1,.1,.1]), 0 (equal).
+        assert!((r.overall.log_likelihood - (0.1f64.ln() + 0.2f64.ln()) / 3.0).abs() < 1e-6, "{}", r.overall.log_likelihood);
+        let kl = 0.25 * ((0.25f64 / 0.7).ln() + 3.0 * (0.25f64 / 0.1).ln());
+        assert!((r.overall.kl_to_oracle.expect("truth given") - kl / 3.0).abs() < 1e-6, "{:?}", r.overall.kl_to_oracle);
     }
 
     #[test]

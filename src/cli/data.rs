@@ -10,7 +10,7 @@ use simforge_data::corpus::CorpusConfig;
 use simforge_data::defects::DefectsConfig;
 use simforge_data::prep::PrepConfig;
 use simforge_data::profiles::ProfilesConfig;
-use simforge_data::scenes::ScenesConfig;
+use simforge_data::scenes::{ExposureSource, Rendering, ScenesConfig};
 use simforge_data::sources::Format;
 use simforge_data::split::SplitConfig;
 use simforge_data::{corpus, defects, fetch, prep, profiles, scenes, split};
@@ -90,6 +90,13 @@ pub struct ScenesFlags {
     /// Evaluation targets reserved per user (their latest), kept out of training.
     #[arg(long, default_value_t = ScenesConfig::default().eval_per_user)]
     pub eval_per_user: usize,
+    /// Where the other options come from: sampled (unseen items; the default) or impressions
+    /// (the exposure list the choice was made from; the synthetic world logs them).
+    #[arg(long, value_parser = parse::<ExposureSource>)]
+    pub exposure: Option<ExposureSource>,
+    /// How prompts are written: usermirrorer (the default) or compact (few tokens, for small models).
+    #[arg(long, value_parser = parse::<Rendering>)]
+    pub rendering: Option<Rendering>,
     /// Seed for every random choice.
     #[arg(long)]
     pub seed: Option<u64>,

@@ -139,7 +139,7 @@ fn alignment(
         simulators.insert(at, AlignmentSimulator { name: "oracle", spec: AgentSpec::Oracle, mode: AlignmentMode::Reasoning });
     }
     let mut summary = serde_json::Map::new();
-    let mut table = MarkdownTable::new(&["simulator", "mode", "scenes", "argmax", "sampled", "random 1/k", "ECE"]);
+    let mut table = MarkdownTable::new(&["simulator", "mode", "scenes", "argmax", "± SE", "sampled", "random 1/k", "ECE", "log-likelihood", "KL to truth"]);
     for s in &simulators {
         let report = evaluate_alignment(s.name, &s.spec, s.mode, Some(&data), &scenes, config, device)?;
         let dir = out.join(s.name);
@@ -147,14 +147,19 @@ fn alignment(
         simforge_data::fsutil::write_json(&dir.join("report.json"), &report)?;
         simforge_data::fsutil::write_text(&dir.join("report.md"), &report.markdown())?;
         let o = &report.overall;
+        // The standard error of a proportion, so that a difference of two is readable off the table.
+        let se = (o.argmax_accuracy * (1.0 - o.argmax_accuracy) / o.scenes.max(1) as f64).sqrt();
         table.row(&[
             s.name.to_owned(),
             report.mode.clone(),
             o.scenes.to_string(),
             format!("{:.4}", o.argmax_accuracy),
+            format!("{se:.4}"),
             format!("{:.4}", o.sampled_accuracy),
             format!("{:.4}", o.random_baseline),
             format!("{:.4}", o.ece),
+            format!("{:.4}", o.log_likelihood),
+            o.kl_to_oracle.map_or("—".into(), |k| format!("{k:.4}")),
         ]);
         summary.insert(s.name.to_owned(), serde_json::json!({ "spec": s.spec.to_string(), "mode": report.mode, "overall": o }));
     }

@@ -23,6 +23,13 @@ fn host_rows(t: Tensor<2>) -> Vec<Vec<f32>> {
     values.chunks(width.max(1)).map(<[f32]>::to_vec).collect()
 }
 
+/// The vocabulary logits of the last position of left-padded hidden states [batch, seq,
+/// hidden]: [batch, vocab].
+fn last_position_logits(model: &Qwen3ForCausalLM, hidden: Tensor<3>) -> Tensor<2> {
+    let [b, t, d] = hidden.dims();
+    model.logits(hidden.slice([0..b, t - 1..t, 0..d]).reshape([b, d]))
+}
+
 impl LanguageModel {
     /// Loads a checkpoint folder; padding uses the config's `pad_token_id` (else 0).
     pub fn load(dir: &std::path::Path, device: &burn::tensor::Device) -> crate::Result<Self> {
@@ -31,12 +38,11 @@ impl LanguageModel {
         Ok(Self { model, config, pad_id })
     }
 
-    /// Logits at the last position of each sequence: [batch, vocab].
+    /// Logits at the last position of each sequence: [batch, vocab]. Only that position is
+    /// projected onto the vocabulary.
     pub fn last_logits(&self, sequences: &[Vec<u32>]) -> Tensor<2> {
         let batch = Batch::left_padded(sequences, self.pad_id);
-        let logits = self.model.forward(&batch, &batch.valid, self.config.rope_theta, None);
-        let [b, t, v] = logits.dims();
-        logits.slice([0..b, t - 1..t, 0..v]).reshape([b, v])
+        last_position_logits(&self.model, self.model.hidden(&batch, &batch.valid, self.config.rope_theta, None))
     }
 
     /// For prompts ending in `Behavior: [`, the probability of each option letter as the next
@@ -58,22 +64,17 @@ impl LanguageModel {
     pub fn continuation_logprobs(&self, pairs: &[(Vec<u32>, Vec<u32>)]) -> Vec<f64> {
         let sequences: Vec<Vec<u32>> = pairs.iter().map(|(p, c)| p.iter().chain(c).copied().collect()).collect();
         let batch = Batch::left_padded(&sequences, self.pad_id);
-        let logits = self.model.forward(&batch, &batch.valid, self.config.rope_theta, None);
-        let [b, t, _] = logits.dims();
-        // The token each position predicts (the next one); the last position predicts nothing.
-        let targets: Vec<i64> = batch.ids.iter().flat_map(|row| row[1..].iter().map(|&i| i64::from(i)).chain([0])).collect();
-        let device = logits.device();
-        let targets: Tensor<3, Int> = Tensor::from_data(TensorData::new(targets, [b, t, 1]), &device);
-        let picked = log_softmax(logits, 2).gather(2, targets).reshape([b, t]);
-        host_rows(picked)
-            .iter()
-            .zip(pairs)
-            .map(|(row, (_, continuation))| {
-                // Continuation tokens sit at the last positions; each is predicted one earlier.
-                let n = continuation.len();
-                row[t - 1 - n..t - 1].iter().map(|&x| f64::from(x)).sum()
-            })
-            .collect()
+        let hidden = self.model.hidden(&batch, &batch.valid, self.config.rope_theta, None);
+        let [b, t, d] = hidden.dims();
+        // Continuation tokens sit at the last positions and each is predicted one earlier, so
+        // only the `longest` positions before the last are projected onto the vocabulary.
+        let longest = pairs.iter().map(|(_, c)| c.len()).max().unwrap_or(0).min(t - 1);
+        let targets: Vec<i64> = batch.ids.iter().flat_map(|row| row[t - longest..].iter().map(|&i| i64::from(i))).collect();
+        let device = hidden.device();
+        let targets: Tensor<3, Int> = Tensor::from_data(TensorData::new(targets, [b, longest, 1]), &device);
+        let logits = self.model.logits(hidden.slice([0..b, t - 1 - longest..t - 1, 0..d]));
+        let picked = log_softmax(logits, 2).gather(2, targets).reshape([b, longest]);
+        host_rows(picked).iter().zip(pairs).map(|(row, (_, continuation))| row[longest - continuation.len()..].iter().map(|&x| f64::from(x)).sum()).collect()
     }
 
     /// For each token of `continuation` after `prompt`: its log-probability and the `top`
@@ -84,10 +85,10 @@ impl LanguageModel {
         }
         let sequence: Vec<u32> = prompt.iter().chain(continuation).copied().collect();
         let batch = Batch::left_padded(&[sequence], self.pad_id);
-        let logits = self.model.forward(&batch, &batch.valid, self.config.rope_theta, None);
-        let [_, t, v] = logits.dims();
+        let hidden = self.model.hidden(&batch, &batch.valid, self.config.rope_theta, None);
+        let [_, t, d] = hidden.dims();
         let n = continuation.len();
-        let rows = host_rows(log_softmax(logits.slice([0..1, t - 1 - n..t - 1, 0..v]).reshape([n, v]), 1));
+        let rows = host_rows(log_softmax(self.model.logits(hidden.slice([0..1, t - 1 - n..t - 1, 0..d]).reshape([n, d])), 1));
         let descending = |row: &[f32], a: u32, b: u32| row[b as usize].total_cmp(&row[a as usize]).then(a.cmp(&b));
         rows.iter()
             .zip(continuation)
@@ -126,9 +127,8 @@ impl LanguageModel {
         let samples = options.samples.max(1);
         let prefill = Batch::left_padded(prompts, self.pad_id);
         let mut cache = KvCache::new(self.config.num_hidden_layers);
-        let logits = self.model.forward(&prefill, &prefill.valid, self.config.rope_theta, Some(&mut cache));
-        let [b, t, v] = logits.dims();
-        let first = host_rows(logits.slice([0..b, t - 1..t, 0..v]).reshape([b, v]));
+        let hidden = self.model.hidden(&prefill, &prefill.valid, self.config.rope_theta, Some(&mut cache));
+        let first = host_rows(last_position_logits(&self.model, hidden));
         let expand: Vec<usize> = (0..prompts.len()).flat_map(|p| std::iter::repeat_n(p, samples)).collect();
         let mut cache = cache.select_rows(&expand);
         let mut key_valid: Vec<Vec<bool>> = expand.iter().map(|&p| prefill.valid[p].clone()).collect();

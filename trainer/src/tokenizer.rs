@@ -111,6 +111,13 @@ pub fn without_turn_end(text: &str) -> &str {
     text.trim_end_matches("<|im_end|>").trim_end_matches("<|endoftext|>")
 }
 
+/// An assistant turn's text as Qwen3's chat template writes it: without leading newlines. Every
+/// path that puts model-written text after a prompt (training, scoring a rationale, a served
+/// model continuing a prefix) goes through this, so they all see the same tokens.
+pub fn assistant_content(text: &str) -> &str {
+    text.trim_start_matches('\n')
+}
+
 /// The text a model's answer to `messages` follows: the conversation, an opened assistant
 /// turn and the empty think block.
 pub fn answer_prompt(messages: &[Message]) -> String {
@@ -131,7 +138,7 @@ pub fn chat_template(messages: &[Message], generation_prompt: bool) -> String {
         if m.role == "assistant" && last_user.is_some_and(|u| i > u) && i + 1 == messages.len() {
             text.push_str(EMPTY_THINK);
         }
-        text.push_str(if m.role == "assistant" { m.content.trim_start_matches('\n') } else { &m.content });
+        text.push_str(if m.role == "assistant" { assistant_content(&m.content) } else { &m.content });
         text.push_str("<|im_end|>\n");
     }
     if generation_prompt {

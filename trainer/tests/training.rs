@@ -200,3 +200,83 @@ fn lora_exports_as_a_peft_adapter_and_merges_to_the_same_logits() {
     let (_, shape) = &tensors["base_model.model.model.layers.1.mlp.up_proj.lora_B.weight"];
     assert_eq!(shape, &vec![128, 4], "lora_B is [out, r]");
 }
+
+/// Scenes whose answer is stated in the prompt ("The user picks C."): any training loop whose
+/// answer mask, label position and scoring prompt line up learns to copy it in a few hundred
+/// steps, and one that is off by a token cannot. SFT on the scenes table, then the direct
+/// scoring prompt that alignment uses (`Behavior: [` after the chat prompt), then DPO pairs
+/// that prefer the stated letter over another.
+#[test]
+fn a_stated_answer_is_learned_by_sft_and_read_by_scoring_and_dpo() {
+    use simforge_data::rng::Rng;
+    use simforge_trainer::distill::teacher::option_distributions;
+    use simforge_trainer::tokenizer::answer_prompt;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fruit = ["fig", "kiwi", "plum", "pear", "lime", "date", "sloe", "yuzu"];
+    let scene = |rng: &mut Rng| {
+        let k = 3 + rng.below(3);
+        let target = rng.below(k);
+        let options: Vec<String> = (0..k).map(|i| format!("[{}] {}", (b'A' + i as u8) as char, fruit[rng.below(fruit.len())])).collect();
+        (format!("# Exposure List\n{}\n\nThe user picks {}.", options.join("\n"), (b'A' + target as u8) as char), target, k)
+    };
+    let mut rng = Rng::new(11);
+    let train_scenes: Vec<(String, usize, usize)> = (0..2_000).map(|_| scene(&mut rng)).collect();
+    let held_out: Vec<(String, usize, usize)> = (0..100).map(|_| scene(&mut rng)).collect();
+    let tokenizer = Tokenizer::train_byte_level_bpe(train_scenes.iter().map(|s| &s.0), 300).expect("bpe");
+    let model_config =
+        Qwen3Config { hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, head_dim: Some(16), ..Qwen3Config::tiny(tokenizer.vocab_size()) };
+    let init = dir.path().join("init");
+    write_random_init(&init, &model_config, &tokenizer, 3, &device()).expect("init");
+    let data = dir.path().join("scenes.parquet");
+    pq::write(&data, vec![("prompt", pq::str_col(train_scenes.iter().map(|s| &s.0))), ("target_pos", pq::u32_col(train_scenes.iter().map(|s| s.1 as u32)))])
+        .expect("scenes");
+
+    // The probability each held-out scene's model gives its stated letter, read as alignment reads it.
+    let stated = |model: &Path| -> Vec<f32> {
+        let lm = LanguageModel::load(model, &device()).expect("load");
+        let tokenizer = Tokenizer::from_file(&model.join("tokenizer.json")).expect("tokenizer");
+        let messages = |p: &str| [simforge_trainer::tokenizer::Message { role: "user".into(), content: p.to_owned() }];
+        let prompts: Vec<Vec<u32>> = held_out.iter().map(|s| tokenizer.encode(&(answer_prompt(&messages(&s.0)) + "Behavior: [")).expect("encode")).collect();
+        let choices: Vec<usize> = held_out.iter().map(|s| s.2).collect();
+        option_distributions(&lm, &tokenizer, &prompts, &choices).expect("score").iter().zip(&held_out).map(|(p, s)| p[s.1]).collect()
+    };
+    let accuracy = |p: &[f32]| p.iter().filter(|&&x| x > 0.5).count() as f64 / p.len() as f64;
+    let before = accuracy(&stated(&init));
+    assert!(before < 0.5, "an untrained model does not know the letter: {before}");
+
+    let sft = dir.path().join("sft");
+    let config =
+        TrainConfig { max_steps: Some(300), epochs: 100, batch_size: 16, lr: 3e-3, warmup_ratio: 0.05, seq_len: 128, seed: Some(1), ..TrainConfig::default() };
+    let job = TrainJob { objective: Objective::Sft, data: &data, init: &init, out: &sft, config: &config, device: device(), resume: false };
+    train(&job, &mut |_, _| {}).expect("sft");
+    let after_sft = stated(&sft.join("model"));
+    assert!(accuracy(&after_sft) > 0.9, "SFT taught the stated letter to {} of held-out scenes", accuracy(&after_sft));
+
+    // DPO from a half-trained model: pairs prefer the stated letter to the next one.
+    let half = dir.path().join("half");
+    let config_half = TrainConfig { max_steps: Some(60), ..config.clone() };
+    train(&TrainJob { objective: Objective::Sft, data: &data, init: &init, out: &half, config: &config_half, device: device(), resume: false }, &mut |_, _| {})
+        .expect("half");
+    let pairs = dir.path().join("dpo.parquet");
+    let answer = |i: usize| format!("Behavior: [{}]", (b'A' + i as u8) as char);
+    pq::write(
+        &pairs,
+        vec![
+            ("prompt", pq::str_col(train_scenes.iter().map(|s| &s.0))),
+            ("chosen", pq::str_col(train_scenes.iter().map(|s| answer(s.1)))),
+            ("rejected", pq::str_col(train_scenes.iter().map(|s| answer((s.1 + 1) % s.2)))),
+        ],
+    )
+    .expect("pairs");
+    let before_dpo: f32 = stated(&half.join("model")).iter().sum();
+    let dpo = dir.path().join("dpo");
+    let config_dpo = TrainConfig { max_steps: Some(60), lr: 1e-3, dpo_beta: 0.1, ..config };
+    train(
+        &TrainJob { objective: Objective::Dpo, data: &pairs, init: &half.join("model"), out: &dpo, config: &config_dpo, device: device(), resume: false },
+        &mut |_, _| {},
+    )
+    .expect("dpo");
+    let after_dpo: f32 = stated(&dpo.join("model")).iter().sum();
+    assert!(after_dpo > before_dpo + 5.0, "DPO raised the stated letter's probability from {before_dpo:.1} to {after_dpo:.1} (summed over 100 scenes)");
+}

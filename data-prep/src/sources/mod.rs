@@ -100,6 +100,9 @@ pub struct SourceData {
     pub files: Vec<PathBuf>,
     /// The dataset's name (folder or file stem).
     pub name: String,
+    /// Where the source logged them (the synthetic world does): for each interaction, the
+    /// items shown when it was made, the chosen one among them. Empty otherwise.
+    pub impressions: Vec<Vec<u32>>,
 }
 
 impl SourceData {

@@ -151,13 +151,17 @@ pub struct Persona {
 
 impl Persona {
     fn utility(&self, item: &WorldItem, progress: f64, previous: Option<&WorldItem>) -> f64 {
-        let mut u = 0.0;
+        let mut taste = 0.0;
         for &g in &item.genres {
-            u += self.like_start[g] * (1.0 - progress) + self.like_end[g] * progress;
+            taste += self.like_start[g] * (1.0 - progress) + self.like_end[g] * progress;
             if self.dislikes.contains(&g) {
-                u -= 1.5;
+                taste -= 1.5;
             }
         }
+        // Scaled by √(genres) so that an item's appeal has the same spread whatever its number
+        // of genres: otherwise the item with the most genres is most often the best of a list
+        // for any user, and "pick the most genres" beats chance without knowing the user.
+        let mut u = taste / (item.genres.len().max(1) as f64).sqrt();
         u += self.popularity_sensitivity * item.log_popularity;
         if let Some(prev) = previous {
             if !item.genres.iter().any(|g| prev.genres.contains(g)) {
@@ -171,9 +175,9 @@ impl Persona {
     fn profile(&self, demographics: String) -> Profile {
         let mut likes: Vec<(usize, f64)> = self.like_end.iter().copied().enumerate().filter(|(_, w)| *w > 0.0).collect();
         likes.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        let taste = if self.popularity_sensitivity > 0.4 {
+        let taste = if self.popularity_sensitivity > 0.25 {
             "mainstream (mostly popular titles)"
-        } else if self.popularity_sensitivity < 0.0 {
+        } else if self.popularity_sensitivity < -0.25 {
             "niche (seeks out lesser-known titles)"
         } else {
             "mixed (popular and lesser-known titles)"
@@ -210,7 +214,7 @@ pub fn generate(config: &WorldConfig, seed: u64) -> Result<(SourceData, Vec<Trut
 
     let per_user = interactions_per_user(config);
 
-    let generated: Vec<(User, Truth, Vec<RawInteraction>)> = (0..config.users)
+    let generated: Vec<(User, Truth, Vec<RawInteraction>, Vec<Vec<u32>>)> = (0..config.users)
         .into_par_iter()
         .map(|u| {
             let mut rng = Rng::stream(seed, "synthetic-user", u as u64);
@@ -228,6 +232,7 @@ pub fn generate(config: &WorldConfig, seed: u64) -> Result<(SourceData, Vec<Trut
             let mut time = config.start + rng.below(180 * 86_400) as i64;
             let mut previous: Option<usize> = None;
             let mut history = Vec::with_capacity(n);
+            let mut impressions = Vec::with_capacity(n);
             let mut shown = Vec::with_capacity(config.exposure);
             let mut utilities = Vec::with_capacity(config.exposure);
             for step in 0..n {
@@ -250,8 +255,9 @@ pub fn generate(config: &WorldConfig, seed: u64) -> Result<(SourceData, Vec<Trut
                 let rating = (3.0 + 0.9 * utilities[pick] + 0.6 * rng.normal()).round().clamp(1.0, 5.0) as f32;
                 time += 3_600 + rng.below(4 * 86_400) as i64;
                 history.push(RawInteraction { user: u as u32, item: item as u32, timestamp: time, rating: Some(rating), review: None });
+                impressions.push(shown.iter().map(|&i| i as u32).collect());
             }
-            (user, truth, history)
+            (user, truth, history, impressions)
         })
         .collect();
 
@@ -261,11 +267,12 @@ pub fn generate(config: &WorldConfig, seed: u64) -> Result<(SourceData, Vec<Trut
         data.items.intern(&raw, || item);
     }
     let mut truths = Vec::with_capacity(config.users);
-    for (user, truth, history) in generated {
+    for (user, truth, history, impressions) in generated {
         let raw = user.raw_id.clone();
         data.users.intern(&raw, || user);
         truths.push(truth);
         data.interactions.extend(history);
+        data.impressions.extend(impressions);
     }
     Ok((data, truths))
 }
@@ -375,6 +382,7 @@ impl Oracle {
 /// The catalogue: shown items and their hidden genres and popularity.
 fn world_items(config: &WorldConfig, seed: u64) -> (Vec<Item>, Vec<WorldItem>) {
     let mut rng = Rng::stream(seed, "synthetic-items", 0);
+    let first_year = crate::corpus::date(config.start)[..4].parse::<u32>().unwrap_or(2000);
     let mut titles = HashSet::new();
     let mut items = Vec::with_capacity(config.items);
     let mut world_items = Vec::with_capacity(config.items);
@@ -397,7 +405,9 @@ fn world_items(config: &WorldConfig, seed: u64) -> (Vec<Item>, Vec<WorldItem>) {
                 genres.push(g);
             }
         }
-        let year = 2023 - (rng.f64().powf(1.7) * 60.0) as u32;
+        // Every title is out before the world's clock starts, so no one consumes an item before
+        // its release and a scene's dates say nothing about which option was chosen.
+        let year = first_year - 1 - (rng.f64().powf(1.7) * 60.0) as u32;
         let log_popularity = rng.normal();
         items.push(Item {
             raw_id: format!("i{}", i + 1),
@@ -431,7 +441,9 @@ fn persona(rng: &mut Rng, drift_share: f64) -> Persona {
         like_end[rising] = like_end[fading];
         like_end[fading] = 0.0;
     }
-    Persona { like_start, like_end, dislikes, popularity_sensitivity: -0.3 + 1.1 * rng.f64(), novelty: rng.f64() }
+    // As many users seek lesser-known titles as popular ones, so that popularity alone says
+    // nothing about which option a user picks: a scene's answer must come from the user.
+    Persona { like_start, like_end, dislikes, popularity_sensitivity: -0.55 + 1.1 * rng.f64(), novelty: rng.f64() }
 }
 
 /// Writes the world in MovieLens-1M's `.dat` layout (latin-1, `::` separated), so the real

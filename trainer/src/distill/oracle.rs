@@ -56,6 +56,11 @@ impl OracleTeacher {
         Ok((reasons, probabilities))
     }
 
+    /// The world's true choice probabilities over a scene's options.
+    pub fn choice_probabilities(&self, scene: &DecisionScene) -> Result<Vec<f64>> {
+        Ok(self.truth(scene)?.1)
+    }
+
     fn title(&self, item: u32) -> &str {
         self.items.get(item as usize).map_or("", |x| x.1.as_str())
     }

@@ -22,7 +22,7 @@ use crate::openai::{letter_distribution, position_after, BatchOutput, BatchReque
 use crate::tokenizer::Message;
 
 /// The request for one sampled decision.
-fn decision_request(model: &str, scene: &DecisionScene, sampling: &SamplingOptions, seed: u64) -> ChatRequest {
+pub fn decision_request(model: &str, scene: &DecisionScene, sampling: &SamplingOptions, seed: u64) -> ChatRequest {
     ChatRequest {
         model: model.into(),
         messages: vec![

@@ -9,7 +9,7 @@ use simforge_data::tables::Split;
 
 use crate::error::{Result, TrainerError};
 use crate::inference::{LanguageModel, SamplingOptions};
-use crate::tokenizer::{answer_prompt, without_turn_end, Message, Tokenizer};
+use crate::tokenizer::{answer_prompt, assistant_content, without_turn_end, Message, Tokenizer};
 
 /// The system prompt of a decision: the EKB consumer-behaviour model, in the first person.
 pub const DECISION_SYSTEM_PROMPT: &str = "You are the user described below, looking at an exposure list. Decide which one item you choose, thinking in the first person, in this format:\nStimulus: 1-3 internal states or external cues that draw you to an item.\nKnowledge: 2-4 things you weigh (product attributes, information sources, your past experience).\nEvaluation: how you weigh them, and your style (logical, intuitive, impulsive or habitual).\nBehavior: [X], the letter of the item you choose.";
@@ -138,7 +138,11 @@ impl LocalTeacher {
 
     /// Letter distributions after each `prompt ⊕ rationale` (the rationale ends in the cue).
     pub fn letter_distributions(&self, scenes: &[&DecisionScene], rationales: &[String]) -> Result<Vec<Vec<f32>>> {
-        let prompts = scenes.iter().zip(rationales).map(|(s, r)| self.tokenizer.encode(&(Self::decision_prompt(s) + r))).collect::<Result<Vec<_>>>()?;
+        let prompts = scenes
+            .iter()
+            .zip(rationales)
+            .map(|(s, r)| self.tokenizer.encode(&(Self::decision_prompt(s) + assistant_content(r))))
+            .collect::<Result<Vec<_>>>()?;
         let choices: Vec<usize> = scenes.iter().map(|s| s.choices()).collect();
         option_distributions(&self.lm, &self.tokenizer, &prompts, &choices)
     }
@@ -160,8 +164,11 @@ pub fn option_distributions(lm: &LanguageModel, tokenizer: &Tokenizer, prompts: 
         .collect())
 }
 
-/// A generated continuation cut at the answer cue (appended when the model never wrote it).
+/// A generated continuation cut at the answer cue (appended when the model never wrote it),
+/// without leading newlines: Qwen3's chat template drops them from an assistant turn, so this
+/// is the text that SFT trains on and that a served model continues.
 fn rationale(generated: &str) -> String {
+    let generated = assistant_content(generated);
     match generated.find(ANSWER_CUE) {
         Some(at) => generated[..at + ANSWER_CUE.len()].to_owned(),
         None => {
@@ -214,6 +221,7 @@ mod tests {
     fn rationales_end_at_the_answer_cue() {
         assert_eq!(rationale("Stimulus: x\nBehavior: [B]"), "Stimulus: x\nBehavior: [");
         assert_eq!(rationale("Stimulus: x<|im_end|>"), "Stimulus: x\nBehavior: [");
+        assert_eq!(rationale("\n\nStimulus: x\nBehavior: [B]"), "Stimulus: x\nBehavior: [");
         assert_eq!(rationale(""), "Behavior: [");
     }
 }

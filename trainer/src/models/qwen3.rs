@@ -467,7 +467,25 @@ impl Qwen3ForCausalLM {
     /// Logits [batch, seq, vocab] for the new tokens of `batch`. With a cache, `batch.ids` holds
     /// only the new tokens while `key_valid` covers cached and new positions; positions
     /// continue from each row's count of real cached tokens.
-    pub fn forward(&self, batch: &Batch, key_valid: &[Vec<bool>], rope_theta: f64, mut cache: Option<&mut KvCache>) -> Tensor<3> {
+    /// Vocabulary logits at every position: [batch, seq, vocab].
+    pub fn forward(&self, batch: &Batch, key_valid: &[Vec<bool>], rope_theta: f64, cache: Option<&mut KvCache>) -> Tensor<3> {
+        self.logits(self.hidden(batch, key_valid, rope_theta, cache))
+    }
+
+    /// Vocabulary logits of final hidden states: [.., hidden] → [.., vocab]. Projecting only the
+    /// positions a loss reads spares the largest matrix product of a training step.
+    pub fn logits<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        match &self.lm_head {
+            Some(head) => head.forward(x),
+            None => {
+                let embedding: Tensor<2> = self.model.embed_tokens.weight.val();
+                x.matmul(embedding.transpose().unsqueeze::<D>())
+            }
+        }
+    }
+
+    /// The final hidden states, after the last norm: [batch, seq, hidden].
+    pub fn hidden(&self, batch: &Batch, key_valid: &[Vec<bool>], rope_theta: f64, mut cache: Option<&mut KvCache>) -> Tensor<3> {
         let device = self.model.embed_tokens.weight.val().device();
         let (b, t) = (batch.ids.len(), batch.ids.first().map_or(0, Vec::len));
         let past = cache.as_ref().map_or(0, |c| c.len());
@@ -504,10 +522,6 @@ impl Qwen3ForCausalLM {
             let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
             x = layer.forward(x, &rope, mask.clone(), slot);
         }
-        let x = self.model.norm.forward(x);
-        match &self.lm_head {
-            Some(head) => head.forward(x),
-            None => x.matmul(self.model.embed_tokens.weight.val().transpose().unsqueeze::<3>()),
-        }
+        self.model.norm.forward(x)
     }
 }

@@ -159,8 +159,10 @@ pub struct ErrorDetail {
 }
 
 /// The option letter a top-logprob token stands for (`A`, ` A`), if any, among `choices`.
+/// The option a token names: exactly one capital letter, as local scoring reads the letter
+/// token itself (a space-prefixed " B" is another token, with its own probability).
 fn option_of(token: &str, choices: usize) -> Option<usize> {
-    let mut chars = token.trim().chars();
+    let mut chars = token.chars();
     match (chars.next(), chars.next()) {
         (Some(c @ 'A'..='Z'), None) if ((c as u8 - b'A') as usize) < choices => Some((c as u8 - b'A') as usize),
         _ => None,
@@ -210,9 +212,9 @@ mod tests {
 
     #[test]
     fn letters_are_read_from_top_logprobs() {
-        // " B" and "B" are the same letter; "Z" is out of range; absent C gets 1e-10.
+        // " B" is not the letter token "B"; "Z" is out of range; absent C gets 1e-10.
         let p = letter_distribution(&top(&[("A", 0.5), (" B", 0.2), ("B", 0.1), ("Z", 0.1), ("the", 0.05)]), 3).expect("letters");
-        assert!((p[0] - 0.5 / 0.8).abs() < 1e-6 && (p[1] - 0.3 / 0.8).abs() < 1e-6 && p[2] < 1e-8, "{p:?}");
+        assert!((p[0] - 0.5 / 0.6).abs() < 1e-6 && (p[1] - 0.1 / 0.6).abs() < 1e-6 && p[2] < 1e-8, "{p:?}");
         assert_eq!(letter_distribution(&top(&[("the", 0.9)]), 3), None);
         let tokens: Vec<TokenLogprob> =
             ["Behavior", ": [", "C", "]"].iter().map(|t| TokenLogprob { token: (*t).into(), logprob: 0.0, bytes: None, top_logprobs: vec![] }).collect();

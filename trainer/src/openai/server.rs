@@ -14,7 +14,7 @@ use super::{
 };
 use crate::error::{Result, TrainerError};
 use crate::inference::{LanguageModel, SamplingOptions};
-use crate::tokenizer::{answer_prompt, chat_template, Tokenizer, EMPTY_THINK};
+use crate::tokenizer::{answer_prompt, assistant_content, chat_template, Tokenizer, EMPTY_THINK};
 
 /// The most alternatives per token a request may ask for (OpenAI's limit).
 const MAX_TOP_LOGPROBS: usize = 20;
@@ -44,9 +44,7 @@ impl ServedModel {
     /// assistant message when the request asks for it.
     fn prompt(request: &ChatRequest) -> String {
         match request.messages.split_last() {
-            Some((last, earlier)) if request.continue_final_message && last.role == "assistant" => {
-                answer_prompt(earlier) + last.content.trim_start_matches('\n')
-            }
+            Some((last, earlier)) if request.continue_final_message && last.role == "assistant" => answer_prompt(earlier) + assistant_content(&last.content),
             _ => chat_template(&request.messages, request.add_generation_prompt.unwrap_or(true)) + EMPTY_THINK,
         }
     }

@@ -295,28 +295,41 @@ fn scalar(t: Tensor<1>) -> f32 {
 }
 
 /// Summed log-probability of each row's target tokens, the rows right-padded into one batch: [rows].
+/// Only the positions that predict a target are projected onto the vocabulary: with the loss on
+/// a short answer after a long prompt, that is a small share of the sequence.
 pub fn sequence_logprobs(model: &Qwen3ForCausalLM, rows: &[&Example], pad_id: u32, rope_theta: f64) -> Tensor<1> {
     let len = rows.iter().map(|e| e.ids.len()).max().unwrap_or(0);
     let mut batch = Batch { ids: Vec::with_capacity(rows.len()), valid: Vec::with_capacity(rows.len()) };
-    let mut next = Vec::with_capacity(rows.len() * len);
-    let mut weight = Vec::with_capacity(rows.len() * len);
-    for e in rows {
+    // Flat position (row * len + i - 1) that predicts target token i, the token, and its row.
+    let (mut at, mut next, mut owner) = (Vec::new(), Vec::new(), Vec::new());
+    for (r, e) in rows.iter().enumerate() {
         let pad = len - e.ids.len();
         batch.ids.push(e.ids.iter().copied().chain(std::iter::repeat_n(pad_id, pad)).collect());
         batch.valid.push(std::iter::repeat_n(true, e.ids.len()).chain(std::iter::repeat_n(false, pad)).collect());
-        // Position i predicts token i + 1.
-        for i in 1..len {
-            next.push(i64::from(e.ids.get(i).copied().unwrap_or(pad_id)));
-            weight.push(if e.targets.get(i).copied().unwrap_or(false) { 1.0f32 } else { 0.0 });
+        for i in (1..e.ids.len()).filter(|&i| e.targets.get(i).copied().unwrap_or(false)) {
+            at.push((r * len + i - 1) as i64);
+            next.push(i64::from(e.ids[i]));
+            owner.push(r);
         }
     }
-    let logits = model.forward(&batch, &batch.valid, rope_theta, None);
-    let [b, t, v] = logits.dims();
-    let device = logits.device();
-    let next: Tensor<3, Int> = Tensor::from_data(TensorData::new(next, [b, t - 1, 1]), &device);
-    let weight: Tensor<2> = Tensor::from_data(TensorData::new(weight, [b, t - 1]), &device);
-    let picked = log_softmax(logits.slice([0..b, 0..t - 1, 0..v]), 2).gather(2, next).reshape([b, t - 1]);
-    (picked * weight).sum_dim(1).reshape([b])
+    let hidden = model.hidden(&batch, &batch.valid, rope_theta, None);
+    let [b, t, d] = hidden.dims();
+    let device = hidden.device();
+    let n = at.len();
+    if n == 0 {
+        return Tensor::zeros([b], &device);
+    }
+    let at: Tensor<1, Int> = Tensor::from_data(TensorData::new(at, [n]), &device);
+    let picked = model.logits(hidden.reshape([b * t, d]).select(0, at)); // [targets, vocab]
+    let next: Tensor<2, Int> = Tensor::from_data(TensorData::new(next, [n, 1]), &device);
+    let logprobs = log_softmax(picked, 1).gather(1, next); // [targets, 1]
+                                                           // Summed per row: a [rows, targets] membership matrix times the log-probabilities.
+    let mut membership = vec![0.0f32; b * n];
+    for (j, &r) in owner.iter().enumerate() {
+        membership[r * n + j] = 1.0;
+    }
+    let membership: Tensor<2> = Tensor::from_data(TensorData::new(membership, [b, n]), &device);
+    membership.matmul(logprobs).reshape([b])
 }
 
 /// Mean loss per target token (DPO: per pair) over `examples`, without gradients.
