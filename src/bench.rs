@@ -169,7 +169,7 @@ pub fn lm(bench: &LmBench, device: &Device) -> Result<serde_json::Value> {
                     let mut model = Some(model.train());
                     time_reps(bench.reps, || {
                         let Some(mut m) = model.take() else { return };
-                        let (grads, _) = step_gradients(&mut m, &micro, Loss::Nll, 0, 0, config.rope_theta);
+                        let (grads, _) = step_gradients(&mut m, &micro, Loss::Nll { prompt_weight: 0.0 }, 0, 0, config.rope_theta);
                         let norm = grads.global_norm();
                         model = Some(optimizer.apply(m, clip_global_norm(grads, norm, 1.0), 1e-5));
                     })

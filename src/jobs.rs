@@ -1,10 +1,9 @@
 //! Long jobs (training, distillation) as the commands and the pipeline run them: a progress bar
 //! on a terminal, periodic log lines otherwise.
 
-use std::io::IsTerminal;
 use std::path::Path;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use simforge_data::progress::terminal_bar as progress_bar;
 use simforge_trainer::agent::AgentSpec;
 use simforge_trainer::burn::tensor::Device;
 use simforge_trainer::distill::{self, open_teacher, DistillConfig, DistillJob, Selection};
@@ -13,13 +12,6 @@ use simforge_trainer::train::config::{Objective, TrainConfig};
 use simforge_trainer::train::{StepMetrics, TrainJob, TrainSummary};
 
 use crate::pipeline::Result;
-
-/// A progress bar drawn with `template` on a terminal; hidden (log lines instead) otherwise.
-pub fn progress_bar(template: &str) -> ProgressBar {
-    let bar = if std::io::stderr().is_terminal() { ProgressBar::new(0) } else { ProgressBar::hidden() };
-    bar.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()));
-    bar
-}
 
 /// Runs `job` with a reporter of its optimizer steps: the bar, or a log line every ten steps.
 pub fn with_training_progress<T>(job: impl FnOnce(&mut dyn FnMut(&StepMetrics, usize)) -> simforge_trainer::Result<T>) -> Result<T> {
@@ -68,8 +60,8 @@ pub fn train_sasrec(data: &Path, out: &Path, config: &SasRecTrainConfig, device:
 /// Distils `config.teacher` into `student` on the training scenes of `scenes`, into `out`.
 pub fn distill(scenes: &Path, student: &AgentSpec, data: Option<&Path>, out: &Path, config: &DistillConfig, device: &Device) -> Result<Selection> {
     let sampling = config.sampling();
-    let mut teacher = open_teacher(&config.teacher, data, &sampling, &config.endpoint, device)?;
-    let mut student = open_teacher(student, data, &sampling, &config.endpoint, device)?;
+    let mut teacher = open_teacher(&config.teacher, "teacher", data, &sampling, &config.endpoint, device)?;
+    let mut student = open_teacher(student, "student", data, &sampling, &config.endpoint, device)?;
     let bar = progress_bar("distilling [{bar:30}] {pos}/{len} scenes, eta {eta}");
     let mut logged = 0;
     let mut progress = |done: usize, total: usize| {

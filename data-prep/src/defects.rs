@@ -57,6 +57,11 @@ impl DefectKind {
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.name() == name)
     }
+
+    /// Its place in [`DefectKind::ALL`] (and in a diagnoser's label distribution).
+    pub fn index(self) -> usize {
+        self as usize
+    }
 }
 
 /// `simforge defects` options (a recipe's `[defects]`).
@@ -264,7 +269,7 @@ pub fn defects(data_dir: &Path, profiles_dir: &Path, out: &Path, config: &Defect
 fn balanced(all: Vec<DefectSample>, per_class: usize, rng: &mut Rng) -> Vec<DefectSample> {
     let mut strata: std::collections::BTreeMap<(usize, usize), [Vec<DefectSample>; 3]> = std::collections::BTreeMap::new();
     for sample in all {
-        let class = DefectKind::ALL.iter().position(|k| *k == sample.label).unwrap_or(0);
+        let class = sample.label.index();
         strata.entry(sample.shape).or_default()[class].push(sample);
     }
     let mut strata: Vec<[Vec<DefectSample>; 3]> = strata.into_values().collect();

@@ -74,7 +74,7 @@ pub fn diagnosis_prompt(case: &str) -> String {
 
 /// The answer the diagnostic model is trained to write.
 pub fn diagnosis_answer(kind: DefectKind) -> String {
-    let index = DefectKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+    let index = kind.index();
     format!("{DIAGNOSIS_CUE}{}] {}", letter(index), kind.title())
 }
 

@@ -120,7 +120,7 @@ pub fn download(url: &str, target: &Path, progress: bool) -> Result<u64> {
     download_with(url, target, progress, None)
 }
 
-/// One blocking client for every download. The blocking client's timeout bounds each
+/// The blocking client of downloads. Its timeout bounds each
 /// operation (connecting, one read of the body), not the whole transfer, so a large archive
 /// may take minutes while a stalled connection fails.
 fn client() -> Result<reqwest::blocking::Client> {
@@ -172,11 +172,8 @@ pub fn download_with(url: &str, target: &Path, progress: bool, bearer: Option<&s
     };
     let length = response.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     let mut file = OpenOptions::new().create(true).write(true).append(resumed > 0).truncate(resumed == 0).open(&part).map_err(|e| DataError::io(&part, e))?;
-    let bar = if progress { indicatif::ProgressBar::new(length.map_or(0, |l| l + resumed)) } else { indicatif::ProgressBar::hidden() };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let bar = crate::progress::bar("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}", progress);
+    bar.set_length(length.map_or(0, |l| l + resumed));
     bar.set_message(target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
     bar.set_position(resumed);
     let reader = &mut response;

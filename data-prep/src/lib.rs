@@ -13,6 +13,7 @@ pub mod parquet_io;
 pub mod prep;
 pub mod profile;
 pub mod profiles;
+pub mod progress;
 pub mod rng;
 pub mod scenes;
 pub mod shortcuts;

@@ -16,7 +16,7 @@ use simforge_trainer::agent::{AgentSpec, EndpointSettings};
 use simforge_trainer::burn::tensor::Device;
 use simforge_trainer::distill::open_teacher;
 use simforge_trainer::distill::oracle::OracleTeacher;
-use simforge_trainer::distill::teacher::{read_decision_scenes, DecisionScene, Teacher, ANSWER_CUE};
+use simforge_trainer::distill::teacher::{read_decision_scenes, Decision, DecisionScene, Teacher, ANSWER_CUE};
 use simforge_trainer::inference::SamplingOptions;
 
 use crate::error::{EvalError, Result};
@@ -145,7 +145,7 @@ pub struct PositionAccuracy {
 #[derive(Debug, Clone, Serialize)]
 pub struct AlignmentReport {
     pub simulator: String,
-    pub mode: String,
+    pub mode: AlignmentMode,
     pub samples: usize,
     pub overall: Accuracy,
     pub datasets: BTreeMap<String, Accuracy>,
@@ -175,12 +175,18 @@ impl OptionScorer for ReasoningSimulator {
             .collect::<Result<Vec<_>>>()?;
         let seed = Rng::stream(self.seed, "reasoning", sources.first().map_or(0, |s| u64::from(s.scene_id))).next_u64();
         let decisions = self.teacher.decide(&sources, self.samples.max(1), seed)?;
+        // A failed decision (a malformed reply) has no letters; a scene with none left is a
+        // guess, each option alike.
         Ok(decisions
             .iter()
-            .map(|ds| {
-                let n = ds.len().max(1) as f32;
-                let width = ds.first().map_or(0, |d| d.letters.len());
-                (0..width).map(|k| ds.iter().map(|d| d.letters[k]).sum::<f32>() / n).collect()
+            .zip(&sources)
+            .map(|(ds, scene)| {
+                let read: Vec<&Decision> = ds.iter().filter(|d| !d.is_failed()).collect();
+                let k = scene.choices();
+                if read.is_empty() {
+                    return vec![1.0 / k as f32; k];
+                }
+                (0..k).map(|i| read.iter().map(|d| d.letters[i]).sum::<f32>() / read.len() as f32).collect()
             })
             .collect())
     }
@@ -224,6 +230,15 @@ pub enum AlignmentMode {
     Reasoning,
 }
 
+impl std::fmt::Display for AlignmentMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AlignmentMode::Direct => "direct",
+            AlignmentMode::Reasoning => "reasoning",
+        })
+    }
+}
+
 /// How simulators are asked and scored (`simforge eval alignment`, a recipe's `[alignment]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -260,13 +275,17 @@ pub fn evaluate_alignment(
     config: &AlignmentConfig,
     device: &Device,
 ) -> Result<AlignmentReport> {
+    let scenes = &scenes[..scenes.len().min(config.max_scenes.unwrap_or(usize::MAX))];
+    if scenes.is_empty() {
+        return Err(EvalError::settings("alignment", "no scenes to evaluate"));
+    }
     let seed = config.seed.unwrap_or(0);
     let direct = mode == AlignmentMode::Direct && matches!(spec, AgentSpec::Local(_) | AgentSpec::OpenAi { .. });
     let mut simulator: Box<dyn OptionScorer> = if direct {
         Box::new(DirectAnswers { llm: open_llm(spec, "simulator", &config.endpoint, device)? })
     } else {
         let sampling = SamplingOptions { max_new_tokens: config.max_new_tokens, temperature: 1.0, top_p: 0.9, ..SamplingOptions::default() };
-        let teacher = open_teacher(spec, data, &sampling, &config.endpoint, device)?;
+        let teacher = open_teacher(spec, "simulator", data, &sampling, &config.endpoint, device)?;
         Box::new(ReasoningSimulator { teacher, samples: config.samples, seed })
     };
     let batch = config.batch_size;
@@ -275,7 +294,7 @@ pub fn evaluate_alignment(
             tracing::info!("{label}: scored {done} of {total} scenes");
         }
     })?;
-    let mode = if direct { "direct" } else { "reasoning" };
+    let mode = if direct { AlignmentMode::Direct } else { AlignmentMode::Reasoning };
     let truth = true_choices(data, scenes)?;
     Ok(alignment_report(label, mode, scenes, &probs, truth.as_deref(), config.samples, seed))
 }
@@ -294,7 +313,7 @@ fn true_choices(data: Option<&Path>, scenes: &[AlignmentScene]) -> Result<Option
 /// synthetic world), is each scene's true choice distribution.
 pub fn alignment_report(
     simulator: &str,
-    mode: &str,
+    mode: AlignmentMode,
     scenes: &[AlignmentScene],
     probs: &[Vec<f32>],
     truth: Option<&[Vec<f64>]>,
@@ -370,7 +389,7 @@ pub fn alignment_report(
         .collect();
     AlignmentReport {
         simulator: simulator.into(),
-        mode: mode.into(),
+        mode,
         samples,
         overall: accuracy(&all),
         datasets: by_dataset.iter().map(|(name, members)| (name.clone(), accuracy(members))).collect(),
@@ -422,7 +441,7 @@ mod tests {
         let scenes = vec![scene("a", 2, 0), scene("a", 4, 1), scene("b", 5, 4)];
         let probs = vec![vec![1.0, 0.0], vec![0.7, 0.1, 0.1, 0.1], vec![0.2; 5]];
         let truth = vec![vec![1.0, 0.0], vec![0.25; 4], vec![0.2; 5]];
-        let r = alignment_report("m", "direct", &scenes, &probs, Some(&truth), 200, 1);
+        let r = alignment_report("m", AlignmentMode::Direct, &scenes, &probs, Some(&truth), 200, 1);
         assert_eq!(r.overall.scenes, 3);
         // Scene 0 right with certainty, scene 1 wrong, scene 2 a tie that picks A (wrong).
         assert!((r.overall.argmax_accuracy - 1.0 / 3.0).abs() < 1e-12);

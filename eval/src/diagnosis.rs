@@ -124,7 +124,7 @@ impl ProfileOnlyDiagnoser {
     pub fn fit(training: &[(DiscrepancyCase, DefectKind)]) -> Self {
         let mut by_surface: BTreeMap<_, [f32; 3]> = BTreeMap::new();
         for (case, kind) in training {
-            by_surface.entry(Self::surface(case)).or_default()[DefectKind::ALL.iter().position(|k| k == kind).unwrap_or(0)] += 1.0;
+            by_surface.entry(Self::surface(case)).or_default()[kind.index()] += 1.0;
         }
         Self { by_surface }
     }
@@ -204,14 +204,10 @@ pub struct DiagnosisScores {
     pub mean_true_probability: f64,
 }
 
-fn index(kind: DefectKind) -> usize {
-    DefectKind::ALL.iter().position(|k| *k == kind).unwrap_or(0)
-}
-
 pub fn diagnosis_scores(diagnoser: &str, truth: &[DefectKind], probs: &[Vec<f32>]) -> DiagnosisScores {
     let mut confusion = [[0usize; 3]; 3];
     for (t, p) in truth.iter().zip(probs) {
-        confusion[index(*t)][index(label(p))] += 1;
+        confusion[t.index()][label(p).index()] += 1;
     }
     let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     let per_class = DefectKind::ALL
@@ -232,7 +228,7 @@ pub fn diagnosis_scores(diagnoser: &str, truth: &[DefectKind], probs: &[Vec<f32>
         accuracy: ratio((0..3).map(|k| confusion[k][k]).sum(), truth.len()),
         per_class,
         confusion,
-        mean_true_probability: truth.iter().zip(probs).map(|(t, p)| f64::from(p[index(*t)])).sum::<f64>() / truth.len().max(1) as f64,
+        mean_true_probability: truth.iter().zip(probs).map(|(t, p)| f64::from(p[t.index()])).sum::<f64>() / truth.len().max(1) as f64,
     }
 }
 

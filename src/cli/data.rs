@@ -273,3 +273,36 @@ pub fn data(command: DataCommand) -> anyhow::Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn command(args: &str) -> Command {
+        Cli::try_parse_from(args.split_whitespace()).unwrap_or_else(|e| panic!("{args}: {e}")).command
+    }
+
+    /// Every data command's flag defaults are the library's, and given flags land on their fields.
+    #[test]
+    fn data_flags_map_onto_the_library_configs() {
+        let Command::Prep(a) = command("simforge prep --out o") else { panic!() };
+        assert_eq!(apply(&PrepConfig::default(), &a.flags).expect("prep"), PrepConfig::default());
+        let Command::Scenes(a) = command("simforge scenes --data d --out o") else { panic!() };
+        assert_eq!(apply(&ScenesConfig::default(), &a.flags).expect("scenes"), ScenesConfig::default());
+        let Command::Scenes(a) = command("simforge scenes --data d --out o --exposure impressions --rendering compact --train 7") else { panic!() };
+        let c = apply(&ScenesConfig::default(), &a.flags).expect("scenes");
+        assert_eq!((c.exposure, c.rendering, c.train), (ExposureSource::Impressions, Rendering::Compact, 7));
+        let Command::Split(a) = command("simforge split --data d --out o") else { panic!() };
+        assert_eq!(apply(&SplitConfig::default(), &a.flags).expect("split"), SplitConfig::default());
+        let Command::Profiles(a) = command("simforge profiles --data d --split s --out o") else { panic!() };
+        assert_eq!(apply(&ProfilesConfig::default(), &a.flags).expect("profiles"), ProfilesConfig::default());
+        let Command::Defects(a) = command("simforge defects --data d --profiles p --out o") else { panic!() };
+        assert_eq!(apply(&DefectsConfig::default(), &a.flags).expect("defects"), DefectsConfig::default());
+        let Command::Corpus(a) = command("simforge corpus --data d --out o") else { panic!() };
+        assert_eq!(apply(&CorpusConfig::default(), &a.flags).expect("corpus"), CorpusConfig::default());
+        assert!(Cli::try_parse_from(["simforge", "scenes", "--data", "d", "--out", "o", "--exposure", "logged"]).is_err());
+    }
+}

@@ -272,9 +272,8 @@ pub fn eval(command: EvalCommand) -> anyhow::Result<()> {
             args.common.write(&report, &markdown)
         }
         EvalCommand::Alignment(args) => {
-            let mut scenes = read_scenes(&args.scenes, args.split.0)?;
+            let scenes = read_scenes(&args.scenes, args.split.0)?;
             let config = apply(&AlignmentConfig::default(), &args.flags)?;
-            scenes.truncate(config.max_scenes.unwrap_or(usize::MAX));
             if scenes.is_empty() {
                 anyhow::bail!("{} has no scenes in split {}", args.scenes.display(), args.split.0.map_or("all", |s| s.name()));
             }

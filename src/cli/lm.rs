@@ -67,18 +67,18 @@ pub struct GenerateArgs {
     #[command(flatten)]
     pub io: IoArgs,
     /// Most new tokens per sample.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = SamplingOptions::default().max_new_tokens)]
     pub max_new_tokens: usize,
     /// 0 is greedy decoding.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = SamplingOptions::default().temperature)]
     pub temperature: f64,
     /// Nucleus sampling threshold (0, 1].
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = SamplingOptions::default().top_p)]
     pub top_p: f64,
     /// Samples per prompt.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = SamplingOptions::default().samples)]
     pub samples: usize,
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = SamplingOptions::default().seed)]
     pub seed: u64,
     /// Stop when the generated text contains this string (repeatable); the text is cut before it.
     #[arg(long)]

@@ -25,7 +25,7 @@ pub enum TrainCommand {
     )]
     Dapt(TrainArgs),
     /// Supervised fine-tuning on chat records (`prompt` + `response`) or scenes (`prompt` +
-    /// `target_pos`); the loss is on the assistant's tokens only.
+    /// `target_pos`); the loss is on the assistant's tokens (and, with --prompt-loss-weight, the prompt's).
     #[command(
         after_help = "Examples:\n  simforge train sft --model runs/dapt/model --data scenes/scenes.parquet --out runs/sft --epochs 1 --lr 2e-4\n  simforge train sft --model Qwen3-0.6B --data chosen.parquet --out runs/sft --lora --save-every 100"
     )]
@@ -131,6 +131,9 @@ pub struct TrainFlags {
     /// DPO's β: how far the policy may move from the reference (DPO only).
     #[arg(long, default_value_t = TrainConfig::default().dpo_beta)]
     pub dpo_beta: f64,
+    /// SFT: weight of the next-token loss on the prompt's tokens beside the answer's (0: answer only).
+    #[arg(long, default_value_t = TrainConfig::default().prompt_loss_weight)]
+    pub prompt_loss_weight: f64,
 }
 
 /// Low-rank adapters instead of full fine-tuning.

@@ -7,9 +7,32 @@ use super::plan::StageName;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
-    /// The recipe cannot be read, parsed or planned.
+    /// The recipe file cannot be read.
+    #[error("recipe {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The recipe is not valid TOML, or its sections do not fit their types.
+    #[error("recipe {path}: {source}")]
+    Toml {
+        path: PathBuf,
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    /// The sections do not fit together (a stage without the stages it needs), or an override
+    /// cannot be applied.
     #[error("recipe {path}: {message}")]
     Recipe { path: PathBuf, message: String },
+    /// Something the recipe names cannot be resolved when planning: its device, its model.
+    #[error("recipe {path}: {what}: {source}")]
+    Resolve {
+        path: PathBuf,
+        what: &'static str,
+        #[source]
+        source: Box<simforge_trainer::TrainerError>,
+    },
     /// A stage failed; `source` says how.
     #[error("stage {stage}: {source}")]
     Stage {

@@ -102,7 +102,11 @@ pub enum Stage {
         init: PathBuf,
         data: PathBuf,
     },
-    Distill(DistillConfig),
+    /// Distillation of `student` (the config's teacher against it).
+    Distill {
+        config: DistillConfig,
+        student: AgentSpec,
+    },
     /// The simulators are the run's models and teacher; the world's oracle joins them when the
     /// prepared data turns out to be a synthetic world.
     Alignment {
@@ -139,7 +143,7 @@ impl Stage {
             Stage::Sasrec(c) => serde_json::to_value(c),
             Stage::Model(c) => serde_json::to_value(c),
             Stage::Train { config, .. } | Stage::Diagnostic { config, .. } => serde_json::to_value(config),
-            Stage::Distill(c) => serde_json::to_value(c),
+            Stage::Distill { config, .. } => serde_json::to_value(config),
             Stage::Alignment { config, .. } => serde_json::to_value(config),
             Stage::Diagnosis { settings, .. } => serde_json::to_value(settings),
             Stage::Dgdpo { config, .. } => serde_json::to_value(config),
@@ -151,7 +155,7 @@ impl Stage {
     /// Whether a stopped run keeps its partial folder and continues (training checkpoints,
     /// distillation parts).
     pub fn resumable(&self) -> bool {
-        matches!(self, Stage::Sasrec(_) | Stage::Train { .. } | Stage::Distill(_) | Stage::Diagnostic { .. })
+        matches!(self, Stage::Sasrec(_) | Stage::Train { .. } | Stage::Distill { .. } | Stage::Diagnostic { .. })
     }
 }
 
@@ -220,7 +224,7 @@ impl Recipe {
         if run.name.is_empty() || run.name.contains(['/', '\\']) || run.name.starts_with('.') {
             return fail(&format!("run.name must be a plain folder name, found {:?}", run.name));
         }
-        run.device.open().map_err(|e| PipelineError::recipe(recipe_path, format!("run.device: {e}")))?;
+        run.device.open().map_err(|source| PipelineError::Resolve { path: recipe_path.to_path_buf(), what: "run.device", source: Box::new(source) })?;
         let Some(mut prep) = prep else {
             return fail("a [prep] section is required (every other stage reads its tables)");
         };
@@ -268,7 +272,7 @@ impl Recipe {
             }
         }
         let root = options.out.clone().or(run.out).unwrap_or_else(|| PathBuf::from("checkpoints"));
-        let run_dir = std::path::absolute(root.join(&run.name)).map_err(|e| PipelineError::recipe(recipe_path, format!("run folder: {e}")))?;
+        let run_dir = std::path::absolute(root.join(&run.name)).map_err(|source| PipelineError::Read { path: root.join(&run.name), source })?;
         let dir = |stage: StageName| run_dir.join(stage.name());
         let named =
             |model: &Path| Named { name: model.strip_prefix(&run_dir).unwrap_or(model).display().to_string(), spec: AgentSpec::Local(model.to_path_buf()) };
@@ -319,7 +323,11 @@ impl Recipe {
                 // A relative folder is relative to the recipe; anything else may be a hub id.
                 let local = base.join(&c.base);
                 let model = if Path::new(&c.base).is_relative() && local.exists() { local } else { PathBuf::from(&c.base) };
-                simforge_trainer::hub::resolve(&model, options.offline).map_err(|e| PipelineError::recipe(recipe_path, format!("[model] base: {e}")))?
+                simforge_trainer::hub::resolve(&model, options.offline).map_err(|source| PipelineError::Resolve {
+                    path: recipe_path.to_path_buf(),
+                    what: "[model] base",
+                    source: Box::new(source),
+                })?
             };
             adapted = Some(if dapt.is_some() { dir(StageName::Dapt).join(FINAL_MODEL) } else { init.clone() });
             for (name, objective, config, data_file) in
@@ -343,7 +351,7 @@ impl Recipe {
                 (Some(AgentSpec::Local(dir)), _) | (None, Some(dir)) => dir.clone(),
                 _ => return fail("[distill] needs a student model: set distill.student = \"local:DIR\" or add a [model] section"),
             };
-            c.student = Some(AgentSpec::Local(init.clone()));
+            let student = AgentSpec::Local(init.clone());
             let mut inputs = vec![scenes_file.clone(), data.clone(), init.clone()];
             // A bare `ensemble` teacher votes with the run's SASRec when the recipe trains one.
             if c.teacher == AgentSpec::Ensemble(None) && trains_sasrec {
@@ -352,7 +360,7 @@ impl Recipe {
                 inputs.push(model);
             }
             teacher = Some(c.teacher.clone());
-            add(StageName::Distill, inputs, Stage::Distill(c));
+            add(StageName::Distill, inputs, Stage::Distill { config: c, student });
             let distill_dir = dir(StageName::Distill);
             let trained = distill_sft.is_some() || dpo.is_some();
             for (name, objective, config, data_file) in

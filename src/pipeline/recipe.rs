@@ -74,12 +74,12 @@ impl Recipe {
     /// Reads `path` with each `section.key=value` of `overrides` applied first (values are TOML:
     /// `1e-4`, `true`, `"text"`; a bare word is a string). Unknown keys stay errors.
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| PipelineError::recipe(path, e.to_string()))?;
-        let mut table: toml::Table = toml::from_str(&text).map_err(|e| PipelineError::recipe(path, e.to_string()))?;
+        let text = std::fs::read_to_string(path).map_err(|source| PipelineError::Read { path: path.to_path_buf(), source })?;
+        let mut table: toml::Table = toml::from_str(&text).map_err(|source| PipelineError::Toml { path: path.to_path_buf(), source: Box::new(source) })?;
         for o in overrides {
             set(&mut table, o).map_err(|message| PipelineError::recipe(path, format!("--set {o}: {message}")))?;
         }
-        table.try_into().map_err(|e: toml::de::Error| PipelineError::recipe(path, e.to_string()))
+        table.try_into().map_err(|source| PipelineError::Toml { path: path.to_path_buf(), source: Box::new(source) })
     }
 }
 

@@ -14,7 +14,7 @@ use simforge_eval::diagnosis::evaluate_diagnosis;
 use simforge_trainer::agent::AgentSpec;
 use simforge_trainer::train::{diagnostic, FINAL_MODEL};
 
-use super::error::{PipelineError, Result};
+use super::error::Result;
 use super::plan::{AlignmentSimulator, Plan, PlannedStage, Stage, StageName};
 use crate::jobs;
 use simforge_eval::report::MarkdownTable;
@@ -90,9 +90,8 @@ fn run_one(plan: &Plan, planned: &PlannedStage, device: &simforge_trainer::burn:
                 jobs::train_lm(*objective, init, file, out, config, device, true)?;
                 remove_checkpoints(out)?;
             }
-            Stage::Distill(c) => {
-                let student = c.student.as_ref().ok_or_else(|| PipelineError::recipe(&plan.run_dir, "[distill] has no student"))?;
-                jobs::distill(&plan.dir(StageName::Scenes).join(scenes::SCENES_FILE), student, Some(&data), out, c, device)?;
+            Stage::Distill { config, student } => {
+                jobs::distill(&plan.dir(StageName::Scenes).join(scenes::SCENES_FILE), student, Some(&data), out, config, device)?;
             }
             Stage::Alignment { config, simulators } => alignment(plan, simulators, out, config, device)?,
             Stage::Diagnostic { config, init } => {
@@ -130,8 +129,7 @@ fn alignment(
     device: &simforge_trainer::burn::tensor::Device,
 ) -> Result<()> {
     let data = plan.dir(StageName::Prep);
-    let mut scenes = read_scenes(&plan.dir(StageName::Scenes).join(scenes::SCENES_FILE), Some(Split::Eval))?;
-    scenes.truncate(config.max_scenes.unwrap_or(usize::MAX));
+    let scenes = read_scenes(&plan.dir(StageName::Scenes).join(scenes::SCENES_FILE), Some(Split::Eval))?;
     let mut simulators = simulators.to_vec();
     if data.join(WORLD_FILE).exists() {
         // The world's own choice model: the ceiling of a synthetic world.
@@ -151,7 +149,7 @@ fn alignment(
         let se = (o.argmax_accuracy * (1.0 - o.argmax_accuracy) / o.scenes.max(1) as f64).sqrt();
         table.row(&[
             s.name.to_owned(),
-            report.mode.clone(),
+            report.mode.to_string(),
             o.scenes.to_string(),
             format!("{:.4}", o.argmax_accuracy),
             format!("{se:.4}"),

@@ -161,13 +161,7 @@ pub fn attach_lora(model: Qwen3ForCausalLM, config: &Qwen3Config, lora: &LoraCon
 
 /// Replaces adapter factors with the values in `tensors` (PEFT names), checking every one is there.
 pub fn load_adapter_values(model: Qwen3ForCausalLM, mut tensors: HostTensors, path: &Path) -> Result<Qwen3ForCausalLM> {
-    map_adapter_factors(model, |name, shape| {
-        let (values, found) = tensors.remove(name).ok_or_else(|| TrainerError::MissingTensor { path: path.to_path_buf(), name: name.into() })?;
-        if found != shape {
-            return Err(TrainerError::Shape { path: path.to_path_buf(), name: name.into(), expected: shape.to_vec(), found });
-        }
-        Ok(Some(values))
-    })
+    map_adapter_factors(model, |name, shape| crate::tensors::take(&mut tensors, name, &shape, path).map(Some))
 }
 
 /// Sets each adapter factor to what `values(peft_name, peft_shape)` gives (row-major in PEFT's

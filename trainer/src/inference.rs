@@ -155,9 +155,7 @@ impl LanguageModel {
                 row.push(token.is_some());
             }
             let batch = Batch { ids: next.iter().map(|t| vec![t.unwrap_or(self.pad_id)]).collect(), valid: next.iter().map(|t| vec![t.is_some()]).collect() };
-            let logits = self.model.forward(&batch, &key_valid, self.config.rope_theta, Some(&mut cache));
-            let [b, t, v] = logits.dims();
-            last = host_rows(logits.slice([0..b, t - 1..t, 0..v]).reshape([b, v]));
+            last = host_rows(last_position_logits(&self.model, self.model.hidden(&batch, &key_valid, self.config.rope_theta, Some(&mut cache))));
         }
         out
     }

@@ -60,13 +60,16 @@ pub fn parameter_tensors<M: Module>(model: &M) -> Vec<NamedTensor> {
 /// Replaces every float parameter of `model` with the tensor of the same path in `tensors`
 /// (the inverse of [`parameter_tensors`]); a missing tensor or another shape is an error.
 pub fn load_parameter_tensors<M: Module>(model: M, mut tensors: HostTensors, file: &Path) -> Result<M> {
-    map_parameters(model, |name, dims| {
-        let (values, shape) = tensors.remove(name).ok_or_else(|| TrainerError::MissingTensor { path: file.to_path_buf(), name: name.into() })?;
-        if shape != dims {
-            return Err(TrainerError::Shape { path: file.to_path_buf(), name: name.into(), expected: dims.to_vec(), found: shape });
-        }
-        Ok(Some(values))
-    })
+    map_parameters(model, |name, dims| take(&mut tensors, name, dims, file).map(Some))
+}
+
+/// Takes tensor `name` out of `tensors` (read from `file`), checking it has `shape`.
+pub fn take(tensors: &mut HostTensors, name: &str, shape: &[usize], file: &Path) -> Result<Vec<f32>> {
+    let (values, found) = tensors.remove(name).ok_or_else(|| TrainerError::MissingTensor { path: file.to_path_buf(), name: name.into() })?;
+    if found != shape {
+        return Err(TrainerError::Shape { path: file.to_path_buf(), name: name.into(), expected: shape.to_vec(), found });
+    }
+    Ok(values)
 }
 
 /// Sets each float parameter to what `values(path, dims)` gives (row-major, burn's layout),

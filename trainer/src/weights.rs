@@ -44,13 +44,7 @@ impl WeightSource {
     fn take(&mut self, name: &str, shape: &[usize], random: impl FnOnce(&mut Rng) -> Vec<f32>) -> Result<(Vec<f32>, Device)> {
         match self {
             Self::Random { rng, device } => Ok((random(rng), device.clone())),
-            Self::Files { tensors, path, device } => {
-                let (values, found) = tensors.remove(name).ok_or_else(|| TrainerError::MissingTensor { path: path.clone(), name: name.into() })?;
-                if found != shape {
-                    return Err(TrainerError::Shape { path: path.clone(), name: name.into(), expected: shape.to_vec(), found });
-                }
-                Ok((values, device.clone()))
-            }
+            Self::Files { tensors, path, device } => Ok((crate::tensors::take(tensors, name, shape, path)?, device.clone())),
         }
     }
 

@@ -268,7 +268,7 @@ fn openai_teacher(base: &str, model: &str, retries: u32, concurrency: usize) -> 
         endpoint: EndpointSettings { retries, request_timeout: 5.0, retry_delay: 0.01, concurrency, ..EndpointSettings::default() },
         ..DistillConfig::default()
     };
-    simforge_trainer::distill::open_teacher(&config.teacher, None, &config.sampling(), &config.endpoint, &device()).expect("openai teacher")
+    simforge_trainer::distill::open_teacher(&config.teacher, "teacher", None, &config.sampling(), &config.endpoint, &device()).expect("openai teacher")
 }
 
 /// The tiny model after a few SFT steps on decisions, so that option letters are among its

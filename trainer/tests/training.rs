@@ -150,6 +150,29 @@ fn sft_targets_are_the_assistant_answer_only() {
     let answer: Vec<u32> = example.ids.iter().zip(&example.targets).filter(|(_, t)| **t).map(|(i, _)| *i).collect();
     assert_eq!(tokenizer.decode(&answer).expect("decode"), "Behavior: [B]<|im_end|>");
     assert_eq!(example.ids.len(), tokenizer.encode(&simforge_trainer::tokenizer::chat_template(&messages, false)).expect("ids").len());
+    assert_eq!(example.prompt_count() + example.target_count(), example.ids.len() - 1);
+}
+
+/// With `prompt_loss_weight`, SFT also learns the prompts' text: its first loss adds the prompt
+/// tokens' (about ln of the vocabulary for a fresh model), and the answer still trains.
+#[test]
+fn the_prompt_loss_weight_adds_the_prompt_tokens_to_the_loss() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (init, _) = setup(dir.path(), 4);
+    let data = dir.path().join("chat.parquet");
+    let prompts: Vec<String> = (0..40).map(|i| format!("the user watched film {} and rated it {} out of 5.", i % 7, i % 5)).collect();
+    pq::write(&data, vec![("prompt", pq::str_col(prompts.iter())), ("response", pq::str_col(prompts.iter().map(|_| "4")))]).expect("records");
+    let run = |weight: f64, name: &str| {
+        let out = dir.path().join(name);
+        let c = TrainConfig { prompt_loss_weight: weight, batch_size: 8, seq_len: 256, ..config(12) };
+        train(&TrainJob { objective: Objective::Sft, data: &data, init: &init, out: &out, config: &c, device: device(), resume: false }, &mut |_, _| {})
+            .expect("sft");
+        metrics(&out)
+    };
+    let (answer_only, with_prompt) = (run(0.0, "answer"), run(1.0, "prompt"));
+    let vocab = (Tokenizer::from_file(&init.join("tokenizer.json")).expect("tokenizer").vocab_size() as f64).ln();
+    assert!(with_prompt[0].loss > answer_only[0].loss + 0.5 * vocab, "{} vs {}", with_prompt[0].loss, answer_only[0].loss);
+    assert!(with_prompt.last().expect("steps").loss < with_prompt[0].loss, "the prompt's text trains too");
 }
 
 #[test]

@@ -206,6 +206,9 @@ pub struct Truth {
     pub profile: Profile,
 }
 
+/// The items shown at each of a user's steps, the chosen one among them.
+type Impressions = Vec<Vec<u32>>;
+
 /// Generates the world: users, items, interactions and the ground truth.
 pub fn generate(config: &WorldConfig, seed: u64) -> Result<(SourceData, Vec<Truth>)> {
     config.validate(Path::new("synthetic world"))?;
@@ -214,7 +217,8 @@ pub fn generate(config: &WorldConfig, seed: u64) -> Result<(SourceData, Vec<Trut
 
     let per_user = interactions_per_user(config);
 
-    let generated: Vec<(User, Truth, Vec<RawInteraction>, Vec<Vec<u32>>)> = (0..config.users)
+    // Per user: who they are, their truth, their choices and what each was chosen from.
+    let generated: Vec<(User, Truth, Vec<RawInteraction>, Impressions)> = (0..config.users)
         .into_par_iter()
         .map(|u| {
             let mut rng = Rng::stream(seed, "synthetic-user", u as u64);

@@ -93,17 +93,18 @@ impl DistillConfig {
 /// The kinds that can write decisions.
 pub const TEACHER_KINDS: &str = "oracle, ensemble[:SASREC_DIR], a model folder or local:DIR, openai:MODEL[@URL] or batch:FILE";
 
-/// Opens a teacher (or the student, which writes decisions the same way): `oracle` and
-/// `ensemble` need the prepared dataset the scenes come from; `openai` ones talk to their
-/// endpoint with `endpoint`'s settings.
+/// Opens a writer of decisions for `part` (the teacher, the student, a reasoning simulator):
+/// `oracle` and `ensemble` need the prepared dataset the scenes come from; `openai` ones talk
+/// to their endpoint with `endpoint`'s settings.
 pub fn open_teacher(
     spec: &AgentSpec,
+    part: &str,
     data: Option<&Path>,
     sampling: &SamplingOptions,
     endpoint: &EndpointSettings,
     device: &burn::tensor::Device,
 ) -> Result<Box<dyn Teacher>> {
-    let needs_data = |what: &str| TrainerError::settings(format!("the {what} teacher"), "needs --data: the prepared dataset the scenes come from");
+    let needs_data = |what: &str| TrainerError::settings(format!("the {what} {part}"), "needs --data: the prepared dataset the scenes come from");
     Ok(match spec {
         AgentSpec::Oracle => Box::new(oracle::OracleTeacher::load(data.ok_or_else(|| needs_data("oracle"))?)?),
         AgentSpec::Local(dir) => Box::new(teacher::LocalTeacher::load(dir, sampling.clone(), device)?),
@@ -112,7 +113,7 @@ pub fn open_teacher(
         AgentSpec::OpenAi { model, base_url } => {
             Box::new(remote::OpenAiTeacher::new(model.clone(), endpoint.open(base_url.as_deref())?, sampling.clone(), endpoint.concurrency))
         }
-        AgentSpec::Rule => return Err(spec.unsupported("teacher", TEACHER_KINDS)),
+        AgentSpec::Rule => return Err(spec.unsupported(part, TEACHER_KINDS)),
     })
 }
 

@@ -464,10 +464,7 @@ impl Qwen3ForCausalLM {
         }
     }
 
-    /// Logits [batch, seq, vocab] for the new tokens of `batch`. With a cache, `batch.ids` holds
-    /// only the new tokens while `key_valid` covers cached and new positions; positions
-    /// continue from each row's count of real cached tokens.
-    /// Vocabulary logits at every position: [batch, seq, vocab].
+    /// Vocabulary logits at every new position: [batch, seq, vocab] (see [`Self::hidden`]).
     pub fn forward(&self, batch: &Batch, key_valid: &[Vec<bool>], rope_theta: f64, cache: Option<&mut KvCache>) -> Tensor<3> {
         self.logits(self.hidden(batch, key_valid, rope_theta, cache))
     }
@@ -484,7 +481,9 @@ impl Qwen3ForCausalLM {
         }
     }
 
-    /// The final hidden states, after the last norm: [batch, seq, hidden].
+    /// The final hidden states, after the last norm, of the new tokens of `batch`: [batch, seq,
+    /// hidden]. With a cache, `batch.ids` holds only the new tokens while `key_valid` covers
+    /// cached and new positions; positions continue from each row's count of real cached tokens.
     pub fn hidden(&self, batch: &Batch, key_valid: &[Vec<bool>], rope_theta: f64, mut cache: Option<&mut KvCache>) -> Tensor<3> {
         let device = self.model.embed_tokens.weight.val().device();
         let (b, t) = (batch.ids.len(), batch.ids.first().map_or(0, Vec::len));

@@ -165,9 +165,9 @@ fn error_message(body: &str) -> String {
 }
 
 /// `one(i)` for every `i < n`, at most `concurrency` calls in flight (a pool of that many
-/// threads, since the calls block on the network), the results in index order. The first error
-/// stops the calls not yet started and is returned (an endpoint that refuses one request will
-/// refuse the rest; the caller resumes from what it kept).
+/// threads, since the calls block on the network), the results in index order. An error stops
+/// the calls not yet started and is returned (an endpoint that refuses one request will refuse
+/// the rest; the caller resumes from what it kept).
 pub fn each_concurrently<T: Send, E: Send + From<TrainerError>>(
     n: usize,
     concurrency: usize,

@@ -158,8 +158,7 @@ pub struct ErrorDetail {
     pub kind: String,
 }
 
-/// The option letter a top-logprob token stands for (`A`, ` A`), if any, among `choices`.
-/// The option a token names: exactly one capital letter, as local scoring reads the letter
+/// The option a top-logprob token names among `choices`: exactly one capital letter, as local scoring reads the letter
 /// token itself (a space-prefixed " B" is another token, with its own probability).
 fn option_of(token: &str, choices: usize) -> Option<usize> {
     let mut chars = token.chars();

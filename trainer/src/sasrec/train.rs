@@ -34,6 +34,7 @@ pub enum SasRecLoss {
     #[default]
     Bce,
     /// Cross-entropy of the positive among itself and the negatives (SASRec+ / gSASRec style).
+    #[serde(alias = "sampled-softmax")]
     SampledSoftmax,
 }
 

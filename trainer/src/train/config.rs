@@ -127,6 +127,9 @@ pub struct TrainConfig {
     pub seed: Option<u64>,
     /// DPO's β: how far the policy may move from the reference (DPO only).
     pub dpo_beta: f64,
+    /// SFT: the weight of the next-token loss on the prompt's tokens beside the answer's (0: the
+    /// answer only). Reading the prompt as text teaches a small model what a user repeats.
+    pub prompt_loss_weight: f64,
     /// Low-rank adaptation instead of full fine-tuning.
     pub lora: Option<LoraConfig>,
 }
@@ -153,6 +156,7 @@ impl Default for TrainConfig {
             keep_checkpoints: 2,
             seed: None,
             dpo_beta: 0.1,
+            prompt_loss_weight: 0.0,
             lora: None,
         }
     }
@@ -172,6 +176,9 @@ impl TrainConfig {
         }
         if !(0.0..1.0).contains(&self.beta1) || !(0.0..1.0).contains(&self.beta2) || self.eps <= 0.0 {
             return Some("beta1 and beta2 must be in [0, 1) and eps positive".into());
+        }
+        if !(self.prompt_loss_weight >= 0.0 && self.prompt_loss_weight.is_finite()) {
+            return Some(format!("prompt_loss_weight must be a non-negative number, found {}", self.prompt_loss_weight));
         }
         if !(self.dpo_beta > 0.0 && self.dpo_beta.is_finite()) {
             return Some(format!("dpo_beta must be positive, found {}", self.dpo_beta));

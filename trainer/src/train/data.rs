@@ -43,6 +43,11 @@ impl Example {
     pub fn target_count(&self) -> usize {
         self.targets.iter().skip(1).filter(|t| **t).count()
     }
+
+    /// Tokens predicted from their predecessor that are not targets (the prompt).
+    pub fn prompt_count(&self) -> usize {
+        self.ids.len().saturating_sub(1) - self.target_count()
+    }
 }
 
 #[derive(Debug, Default)]

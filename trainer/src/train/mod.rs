@@ -99,7 +99,8 @@ pub fn train(job: &TrainJob, progress: &mut dyn FnMut(&StepMetrics, usize)) -> R
     let mut examples = data::load(job.objective, job.data, &tokenizer, c)?;
     let loss_kind = match job.objective {
         Objective::Dpo => Loss::Dpo { beta: c.dpo_beta },
-        Objective::Dapt | Objective::Sft => Loss::Nll,
+        Objective::Dapt => Loss::Nll { prompt_weight: 0.0 },
+        Objective::Sft => Loss::Nll { prompt_weight: c.prompt_loss_weight },
     };
     let batches_per_epoch = examples.train.len().div_ceil(c.batch_size);
     let total_steps = (c.epochs * batches_per_epoch / c.grad_accum).max(1).min(c.max_steps.unwrap_or(usize::MAX));
@@ -215,8 +216,9 @@ pub fn train(job: &TrainJob, progress: &mut dyn FnMut(&StepMetrics, usize)) -> R
 /// What a step minimises.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Loss {
-    /// Mean negative log-likelihood per target token.
-    Nll,
+    /// Mean negative log-likelihood per target token, plus `prompt_weight` times the mean over
+    /// the other (prompt) tokens: reading the prompt as text teaches what a user repeats.
+    Nll { prompt_weight: f64 },
     /// Mean −log σ(β·(policy − reference log-ratio of chosen over rejected)) per pair.
     Dpo { beta: f64 },
 }
@@ -232,25 +234,39 @@ pub fn step_gradients(
     pad_id: u32,
     rope_theta: f64,
 ) -> (GradientSum, f64) {
-    let units: usize = match loss {
-        Loss::Nll => micro.iter().flatten().map(|e| e.target_count()).sum(),
-        Loss::Dpo { .. } => micro.iter().map(Vec::len).sum(),
+    let units = match loss {
+        Loss::Nll { .. } => [micro.iter().flatten().map(|e| e.target_count()).sum(), micro.iter().flatten().map(|e| e.prompt_count()).sum()],
+        Loss::Dpo { .. } => [micro.iter().map(Vec::len).sum(), 0],
     };
     let mut grads = GradientSum::default();
     let mut total = 0.0;
     for (i, rows) in micro.iter().enumerate() {
         model.reseed_lora_dropout(Rng::stream(dropout_seed, "micro-batch", i as u64).next_u64());
-        let part = summed_loss(model, rows, loss, pad_id, rope_theta).div_scalar(units.max(1) as f64);
+        let part = step_loss(model, rows, loss, units, pad_id, rope_theta);
         total += f64::from(scalar(part.clone()));
         grads.add(model, part.backward());
     }
     (grads, total)
 }
 
+/// `rows`' share of a step's loss, whose target tokens (DPO: pairs) and prompt tokens number
+/// `units` over the whole step.
+fn step_loss(model: &Qwen3ForCausalLM, rows: &[&Example], loss: Loss, units: [usize; 2], pad_id: u32, rope_theta: f64) -> Tensor<1> {
+    match loss {
+        Loss::Nll { prompt_weight } if prompt_weight > 0.0 => {
+            let (answers, prompts) = scored_logprobs(model, rows, pad_id, rope_theta, true);
+            let prompts = prompts.unwrap_or_else(|| Tensor::zeros([1], &answers.device()));
+            let answers = answers.sum().div_scalar(units[0].max(1) as f64);
+            (answers + prompts.div_scalar(units[1].max(1) as f64).mul_scalar(prompt_weight)).neg()
+        }
+        _ => summed_loss(model, rows, loss, pad_id, rope_theta).div_scalar(units[0].max(1) as f64),
+    }
+}
+
 /// The loss of `rows` summed over target tokens (DPO: over pairs).
 fn summed_loss(model: &Qwen3ForCausalLM, rows: &[&Example], loss: Loss, pad_id: u32, rope_theta: f64) -> Tensor<1> {
     match loss {
-        Loss::Nll => sequence_logprobs(model, rows, pad_id, rope_theta).sum().neg(),
+        Loss::Nll { .. } => sequence_logprobs(model, rows, pad_id, rope_theta).sum().neg(),
         Loss::Dpo { beta } => {
             let pairs: Vec<(&Example, &data::Preference)> = rows.iter().filter_map(|e| e.preference.as_deref().map(|p| (*e, p))).collect();
             let n = pairs.len();
@@ -298,18 +314,28 @@ fn scalar(t: Tensor<1>) -> f32 {
 /// Only the positions that predict a target are projected onto the vocabulary: with the loss on
 /// a short answer after a long prompt, that is a small share of the sequence.
 pub fn sequence_logprobs(model: &Qwen3ForCausalLM, rows: &[&Example], pad_id: u32, rope_theta: f64) -> Tensor<1> {
+    scored_logprobs(model, rows, pad_id, rope_theta, false).0
+}
+
+/// [`sequence_logprobs`], and with `prompt` also the log-probability of every other token
+/// (each from its predecessor), summed over all rows: [1].
+fn scored_logprobs(model: &Qwen3ForCausalLM, rows: &[&Example], pad_id: u32, rope_theta: f64, prompt: bool) -> (Tensor<1>, Option<Tensor<1>>) {
     let len = rows.iter().map(|e| e.ids.len()).max().unwrap_or(0);
     let mut batch = Batch { ids: Vec::with_capacity(rows.len()), valid: Vec::with_capacity(rows.len()) };
-    // Flat position (row * len + i - 1) that predicts target token i, the token, and its row.
+    // Flat position (row * len + i - 1) that predicts token i, the token, and its row (none for
+    // a prompt token: those are summed over the batch).
     let (mut at, mut next, mut owner) = (Vec::new(), Vec::new(), Vec::new());
     for (r, e) in rows.iter().enumerate() {
         let pad = len - e.ids.len();
         batch.ids.push(e.ids.iter().copied().chain(std::iter::repeat_n(pad_id, pad)).collect());
         batch.valid.push(std::iter::repeat_n(true, e.ids.len()).chain(std::iter::repeat_n(false, pad)).collect());
-        for i in (1..e.ids.len()).filter(|&i| e.targets.get(i).copied().unwrap_or(false)) {
-            at.push((r * len + i - 1) as i64);
-            next.push(i64::from(e.ids[i]));
-            owner.push(r);
+        for i in 1..e.ids.len() {
+            let target = e.targets.get(i).copied().unwrap_or(false);
+            if target || prompt {
+                at.push((r * len + i - 1) as i64);
+                next.push(i64::from(e.ids[i]));
+                owner.push(target.then_some(r));
+            }
         }
     }
     let hidden = model.hidden(&batch, &batch.valid, rope_theta, None);
@@ -317,19 +343,24 @@ pub fn sequence_logprobs(model: &Qwen3ForCausalLM, rows: &[&Example], pad_id: u3
     let device = hidden.device();
     let n = at.len();
     if n == 0 {
-        return Tensor::zeros([b], &device);
+        return (Tensor::zeros([b], &device), None);
     }
     let at: Tensor<1, Int> = Tensor::from_data(TensorData::new(at, [n]), &device);
-    let picked = model.logits(hidden.reshape([b * t, d]).select(0, at)); // [targets, vocab]
+    // [positions, vocab]
+    let picked = model.logits(hidden.reshape([b * t, d]).select(0, at));
     let next: Tensor<2, Int> = Tensor::from_data(TensorData::new(next, [n, 1]), &device);
-    let logprobs = log_softmax(picked, 1).gather(1, next); // [targets, 1]
-                                                           // Summed per row: a [rows, targets] membership matrix times the log-probabilities.
-    let mut membership = vec![0.0f32; b * n];
-    for (j, &r) in owner.iter().enumerate() {
-        membership[r * n + j] = 1.0;
+    // [positions, 1]
+    let logprobs = log_softmax(picked, 1).gather(1, next);
+    // Summed per row: a [rows + 1, positions] membership matrix (its last row gathers the
+    // prompt tokens) times the log-probabilities.
+    let mut membership = vec![0.0f32; (b + 1) * n];
+    for (j, r) in owner.iter().enumerate() {
+        membership[r.unwrap_or(b) * n + j] = 1.0;
     }
-    let membership: Tensor<2> = Tensor::from_data(TensorData::new(membership, [b, n]), &device);
-    membership.matmul(logprobs).reshape([b])
+    let membership: Tensor<2> = Tensor::from_data(TensorData::new(membership, [b + 1, n]), &device);
+    let sums = membership.matmul(logprobs).reshape([b + 1]);
+    let prompts = prompt.then(|| sums.clone().slice([b..b + 1]));
+    (sums.slice([0..b]), prompts)
 }
 
 /// Mean loss per target token (DPO: per pair) over `examples`, without gradients.
@@ -341,7 +372,7 @@ pub fn evaluate(model: &Qwen3ForCausalLM, examples: &[Example], loss: Loss, batc
         let rows: Vec<&Example> = chunk.iter().collect();
         total += f64::from(scalar(summed_loss(&model, &rows, loss, pad_id, rope_theta)));
         count += match loss {
-            Loss::Nll => rows.iter().map(|e| e.target_count()).sum::<usize>(),
+            Loss::Nll { .. } => rows.iter().map(|e| e.target_count()).sum::<usize>(),
             Loss::Dpo { .. } => rows.len(),
         };
     }
