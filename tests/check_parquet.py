@@ -11,9 +11,10 @@ EXPECTED = {
     "users.parquet": {"user_id", "raw_id", "age", "gender", "occupation", "location"},
     "items.parquet": {"item_id", "raw_id", "title", "year", "categories", "description", "popularity"},
     "interactions.parquet": {"user_id", "item_id", "timestamp", "rating", "review"},
+    "impressions.parquet": {"user_id", "timestamp", "item_id", "shown"},
     "truth.parquet": {"user_id", "profile", "likes", "dislikes"},
     "scenes.parquet": {"scene_id", "dataset", "split", "user_id", "target_item", "timestamp", "profile", "history",
-                       "exposure", "options", "target_pos", "choice_cnt", "prompt"},
+                       "history_items", "exposure", "options", "target_pos", "choice_cnt", "prompt", "rendering"},
     "split.parquet": {"user_id", "item_id", "timestamp", "position", "part"},
     "profiles.parquet": {"user_id", "profile", "summary", "likes", "dislikes", "ground_truth"},
     "defects.parquet": {"sample_id", "user_id", "split", "label", "profile", "good_profile", "edit", "candidate_items",
@@ -34,5 +35,7 @@ scenes = pq.read_table(root / "scenes" / "scenes.parquet").to_pylist()
 for row in scenes:
     assert row["exposure"][row["target_pos"]] == row["target_item"]
     assert row["choice_cnt"] == len(row["exposure"]) == len(row["options"])
+for row in pq.read_table(root / "prep" / "impressions.parquet").slice(0, 1000).to_pylist():
+    assert row["item_id"] in row["shown"], "a logged choice is one of the titles shown"
 assert seen == set(EXPECTED), f"files not produced: {set(EXPECTED) - seen}"
 print("pyarrow check passed")

@@ -9,15 +9,8 @@ use std::process::{Command, Output};
 use serde_json::Value;
 use simforge_data::parquet_io::Table;
 
-fn simforge(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_simforge")).args(args).env("SIMFORGE_LOG", "warn").output().expect("run simforge")
-}
-
-fn ok_json(args: &[&str]) -> Value {
-    let out = simforge(args);
-    assert!(out.status.success(), "simforge {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
-}
+mod common;
+use common::{model_with_tokenizer, ok_json, s, simforge};
 
 fn shared(dataset: &str) -> Option<PathBuf> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets").join(dataset);
@@ -27,10 +20,6 @@ fn shared(dataset: &str) -> Option<PathBuf> {
         eprintln!("SKIP: {} is absent (the shared datasets are not beside this checkout)", path.display());
         None
     }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
 }
 
 #[test]
@@ -185,10 +174,11 @@ fn quickstart_runs_resumes_and_is_deterministic() {
         }
         assert!(!run.join(stage).join("checkpoint-20").exists(), "a finished stage keeps only its final model");
     }
-    // SASRec on the same interactions ranks test targets far above chance (10/101 for HR@10).
+    // SASRec on the same interactions ranks test targets well above chance (10/101 for HR@10;
+    // 0.28 measured: the honest world's popularity no longer answers, so about twice chance is the floor).
     let summary: Value = serde_json::from_str(&std::fs::read_to_string(run.join("sasrec/summary.json")).expect("sasrec summary")).expect("json");
     let sampled = summary["test"].as_array().expect("test reports").iter().find(|r| r["protocol"] == "sampled").expect("sampled").clone();
-    assert!(sampled["hr@10"].as_f64().expect("hr@10") > 0.3, "{sampled}");
+    assert!(sampled["hr@10"].as_f64().expect("hr@10") > 0.2, "{sampled}");
     assert!(run.join("sasrec/model/histories.parquet").is_file() && !run.join("sasrec/best").exists());
     let reports = tempfile::tempdir().expect("tempdir");
     for protocol in ["sampled", "full"] {
@@ -487,31 +477,6 @@ fn lm_logits_prints_only_the_json_object() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not a token id"));
 }
 
-/// A copy of a fixture checkpoint with a small word-level tokenizer whose letters A–Z are
-/// single tokens (ids 10–35), so the text paths of `lm generate` and `lm score` run.
-fn model_with_tokenizer(fixture: &str) -> tempfile::TempDir {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("trainer/tests/fixtures").join(fixture);
-    let dir = tempfile::tempdir().expect("tempdir");
-    for file in ["config.json", "model.safetensors"] {
-        std::fs::copy(src.join(file), dir.path().join(file)).expect("copy");
-    }
-    let mut vocab = serde_json::Map::new();
-    vocab.insert("[UNK]".into(), 0.into());
-    for i in 0..26u8 {
-        vocab.insert(char::from(b'A' + i).to_string(), (10 + u32::from(i)).into());
-    }
-    for (word, id) in [("Behavior", 40), (":", 41), ("[", 42), ("]", 43)] {
-        vocab.insert(word.into(), id.into());
-    }
-    let tokenizer = serde_json::json!({
-        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [], "normalizer": null,
-        "pre_tokenizer": { "type": "Whitespace" }, "post_processor": null, "decoder": null,
-        "model": { "type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]" }
-    });
-    std::fs::write(dir.path().join("tokenizer.json"), tokenizer.to_string()).expect("tokenizer");
-    dir
-}
-
 fn read_jsonl(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path).expect("output").lines().map(|l| serde_json::from_str(l).expect("json line")).collect()
 }
@@ -579,6 +544,31 @@ fn lm_generate_and_score_read_and_write_jsonl() {
     let bad = simforge(&["lm", "generate", "--model", s(model.path()), "--input", s(&input), "--out", s(&dir.path().join("c.jsonl"))]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("in.jsonl:1: token 300 is outside the vocabulary"));
+
+    // A NaN temperature, an empty list of continuations and an endless generation are refused
+    // or bounded, never a panic or a hang.
+    std::fs::write(&input, "{\"ids\": [1, 2, 3]}\n").expect("input");
+    let nan = simforge(&["lm", "generate", "--model", s(model.path()), "--input", s(&input), "--out", s(&dir.path().join("d.jsonl")), "--temperature", "nan"]);
+    assert_eq!(nan.status.code(), Some(2), "a flag value clap refuses");
+    assert!(String::from_utf8_lossy(&nan.stderr).contains("--temperature"));
+    let long = simforge(&[
+        "lm",
+        "generate",
+        "--model",
+        s(model.path()),
+        "--input",
+        s(&input),
+        "--out",
+        s(&dir.path().join("e.jsonl")),
+        "--max-new-tokens",
+        "1000000000",
+    ]);
+    assert!(long.status.success(), "{}", String::from_utf8_lossy(&long.stderr));
+    std::fs::write(&input, "{\"ids\": [1, 2, 3], \"continuations\": []}\n").expect("input");
+    let empty = simforge(&["lm", "score", "--model", s(model.path()), "--input", s(&input), "--out", s(&dir.path().join("f.jsonl"))]);
+    let stderr = String::from_utf8_lossy(&empty.stderr);
+    assert_eq!(empty.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("in.jsonl:1") && stderr.contains("continuations") && !stderr.contains("panicked"), "{stderr}");
 }
 
 /// A Hugging Face hub look-alike on 127.0.0.1 serving `files` of repo `org/tiny` at commit
@@ -713,6 +703,13 @@ fn serve_answers_openai_chat_completions_with_logprobs() {
     let (status, error) =
         http(&addr, "POST", "/v1/chat/completions", &serde_json::json!({"model": "other", "messages": [{"role": "user", "content": "A"}]}).to_string());
     assert_eq!(status, 404, "{error}");
+    // A body over the limit (8 MiB) is refused once the limit is passed, before any parsing.
+    let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
+    write!(stream, "POST /v1/chat/completions HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", 64 << 20).expect("send");
+    stream.write_all(&vec![b' '; (8 << 20) + 1]).expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("receive");
+    assert!(response.starts_with("HTTP/1.1 413"), "{}", &response[..response.len().min(200)]);
     child.kill().expect("stop serve");
     child.wait().expect("wait");
 }

@@ -174,6 +174,12 @@ pub fn defects(data_dir: &Path, profiles_dir: &Path, out: &Path, config: &Defect
     if config.candidates < 2 || config.candidates > 26 {
         return Err(DataError::config("defects", "--candidates must be between 2 and 26"));
     }
+    if config.per_class == 0 {
+        return Err(DataError::config("defects", "--per-class must be at least 1"));
+    }
+    if !(0.0..1.0).contains(&config.eval_frac) {
+        return Err(DataError::config("defects", format!("--eval-frac must be in [0, 1), found {}", config.eval_frac)));
+    }
     let dataset = Dataset::load(data_dir)?;
     if dataset.items.len() < config.candidates * 2 {
         return Err(DataError::config("defects", "too few items for the requested number of candidates"));
@@ -185,7 +191,8 @@ pub fn defects(data_dir: &Path, profiles_dir: &Path, out: &Path, config: &Defect
     let seed = config.seed.unwrap_or(0);
     // Enough attempts per user and class to fill every class when users are few, with room
     // for the shapes the balancing leaves out.
-    let rounds = 2 * config.per_class.div_ceil(users.len().max(1)).max(1) + 1;
+    // (Bounded: a user's few preferences allow only so many distinct defects.)
+    let rounds = (2 * config.per_class.div_ceil(users.len().max(1)) + 9).min(64);
 
     let generated: Vec<Vec<DefectSample>> = users
         .par_iter()

@@ -207,7 +207,23 @@ pub fn unzip(archive: &Path, out: &Path) -> Result<PathBuf> {
     let top: Option<String> = zip.file_names().next().and_then(|n| n.split('/').next()).map(str::to_owned);
     let single_top = top.as_ref().filter(|t| zip.file_names().all(|n| n.starts_with(&format!("{t}/"))));
     let single_top = single_top.cloned();
-    zip.extract(out).map_err(|e| DataError::invalid(archive, format!("cannot unpack: {e}")))?;
+    // Unpacked beside its destination and moved in only when complete: a broken or hostile
+    // archive leaves nothing half-written (the staging folder goes when dropped).
+    let staging = tempfile::Builder::new().prefix(".unpack-").tempdir_in(out).map_err(|e| DataError::io(out, e))?;
+    zip.extract(staging.path()).map_err(|e| DataError::invalid(archive, format!("cannot unpack: {e}")))?;
+    for entry in fs::read_dir(staging.path()).map_err(|e| DataError::io(staging.path(), e))? {
+        let entry = entry.map_err(|e| DataError::io(staging.path(), e))?;
+        let target = out.join(entry.file_name());
+        // A fetch again replaces what the same archive unpacked before.
+        let replaced = if target.is_dir() {
+            fs::remove_dir_all(&target)
+        } else if target.exists() {
+            fs::remove_file(&target)
+        } else {
+            Ok(())
+        };
+        replaced.and_then(|()| fs::rename(entry.path(), &target)).map_err(|e| DataError::io(&target, e))?;
+    }
     Ok(single_top.map_or_else(|| out.to_path_buf(), |t| out.join(t)))
 }
 

@@ -73,16 +73,25 @@ impl Table {
             .ok_or_else(|| DataError::invalid(&self.path, format!("column `{name}` should be {expected}, found {}", column.data_type())))
     }
 
+    /// A column that may not hold nulls: a null would otherwise read as 0 (user 0, item 0).
+    fn required<T: Array + 'static>(&self, name: &str, expected: &str) -> Result<&T> {
+        let column = self.column::<T>(name, expected)?;
+        match column.nulls().and_then(|n| (0..n.len()).find(|&i| n.is_null(i))) {
+            Some(row) => Err(DataError::invalid(&self.path, format!("record {row}: column `{name}` is null; it must hold a value in every record"))),
+            None => Ok(column),
+        }
+    }
+
     pub fn u32s(&self, name: &str) -> Result<Vec<u32>> {
-        Ok(self.column::<UInt32Array>(name, "u32")?.values().to_vec())
+        Ok(self.required::<UInt32Array>(name, "u32")?.values().to_vec())
     }
 
     pub fn i64s(&self, name: &str) -> Result<Vec<i64>> {
-        Ok(self.column::<Int64Array>(name, "i64")?.values().to_vec())
+        Ok(self.required::<Int64Array>(name, "i64")?.values().to_vec())
     }
 
     pub fn f64s(&self, name: &str) -> Result<Vec<f64>> {
-        Ok(self.column::<Float64Array>(name, "f64")?.values().to_vec())
+        Ok(self.required::<Float64Array>(name, "f64")?.values().to_vec())
     }
 
     pub fn bools(&self, name: &str) -> Result<Vec<bool>> {

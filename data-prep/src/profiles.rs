@@ -184,7 +184,7 @@ pub fn demographics(user: &User) -> Option<String> {
 /// Builds every user's profile from their D_ini part and writes `profiles.parquet`.
 pub fn profiles(data_dir: &Path, split_dir: &Path, out: &Path, config: &ProfilesConfig) -> Result<usize> {
     let dataset = Dataset::load(data_dir)?;
-    let split = read_split(split_dir)?;
+    let split = read_split(split_dir, &dataset)?;
     let context = ProfileContext::new(&dataset, config.clone());
     let truth = read_truth(data_dir)?;
     let by_user = dataset.by_user();

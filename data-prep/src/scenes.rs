@@ -50,6 +50,16 @@ pub enum Rendering {
     Compact,
 }
 
+impl Rendering {
+    /// Its name in recipes and in the scenes table's `rendering` column.
+    pub fn name(self) -> &'static str {
+        match self {
+            Rendering::Usermirrorer => "usermirrorer",
+            Rendering::Compact => "compact",
+        }
+    }
+}
+
 /// `simforge scenes` options (a recipe's `[scenes]`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -440,7 +450,8 @@ pub fn build_scenes(dataset: &Dataset, config: &ScenesConfig) -> Result<(Vec<Sce
     // by the next candidates in the shuffled order.
     let mut dropped = 0;
     let mut shortened_lists = 0;
-    let mut scenes: Vec<Scene> = Vec::with_capacity(config.train + config.eval);
+    // Sized by what the data can give, not by what was asked (which may be any number).
+    let mut scenes: Vec<Scene> = Vec::with_capacity(config.train.min(train_candidates.len()) + config.eval.min(eval_candidates.len()));
     for (candidates, wanted) in [(&train_candidates, config.train), (&eval_candidates, config.eval)] {
         let mut next = 0;
         let mut built = 0;
@@ -496,13 +507,7 @@ pub fn write_scenes(path: &Path, dataset_name: &str, scenes: &[Scene]) -> Result
             ("target_pos", pq::u32_col(scenes.iter().map(|s| s.target_pos))),
             ("choice_cnt", pq::u32_col(scenes.iter().map(|s| s.exposure.len() as u32))),
             ("prompt", pq::str_col(scenes.iter().map(|s| &s.prompt))),
-            (
-                "rendering",
-                pq::str_col(scenes.iter().map(|s| match s.rendering {
-                    Rendering::Usermirrorer => "usermirrorer",
-                    Rendering::Compact => "compact",
-                })),
-            ),
+            ("rendering", pq::str_col(scenes.iter().map(|s| s.rendering.name()))),
         ],
     )
 }

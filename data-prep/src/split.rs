@@ -114,20 +114,36 @@ pub fn split(data_dir: &Path, out: &Path, config: &SplitConfig) -> Result<SplitS
 }
 
 /// Per user id, the part of each interaction in history order; `None` for users not split.
-pub fn read_split(dir: &Path) -> Result<Vec<Option<Vec<Part>>>> {
+/// Every row must name the interaction at its position in `dataset` (a split made from
+/// another dataset is refused, not misread).
+pub fn read_split(dir: &Path, dataset: &Dataset) -> Result<Vec<Option<Vec<Part>>>> {
     let path = dir.join(SPLIT_FILE);
     let t = pq::Table::read(&path)?;
-    let users = t.u32s("user_id")?;
+    let (users, items, times, positions) = (t.u32s("user_id")?, t.u32s("item_id")?, t.i64s("timestamp")?, t.u32s("position")?);
     let names = t.strings("part")?;
-    let mut out: Vec<Option<Vec<Part>>> = vec![None; users.iter().max().map_or(0, |m| *m as usize + 1)];
-    for (row, (u, name)) in users.into_iter().zip(names).enumerate() {
+    let by_user = dataset.by_user();
+    let mut out: Vec<Option<Vec<Part>>> = vec![None; by_user.len()];
+    for (row, name) in names.iter().enumerate() {
         let part = match name.as_str() {
             "initial" => Part::Initial,
             "optimise" => Part::Optimise,
             "test" => Part::Test,
             other => return Err(DataError::invalid(&path, format!("record {row}: unknown part {other:?}"))),
         };
-        out[u as usize].get_or_insert_with(Vec::new).push(part);
+        let parts = out.get_mut(users[row] as usize).map(|p| p.get_or_insert_with(Vec::new));
+        let interaction = by_user.get(users[row] as usize).and_then(|h| h.get(positions[row] as usize));
+        match (parts, interaction) {
+            (Some(parts), Some(x)) if parts.len() == positions[row] as usize && x.item_id == items[row] && x.timestamp == times[row] => parts.push(part),
+            _ => {
+                return Err(DataError::invalid(
+                    &path,
+                    format!(
+                        "record {row}: user {} item {} at position {} is not this dataset's interaction; was the split made from another dataset?",
+                        users[row], items[row], positions[row]
+                    ),
+                ))
+            }
+        }
     }
     Ok(out)
 }

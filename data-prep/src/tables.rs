@@ -221,6 +221,7 @@ impl Dataset {
         } else {
             None
         };
+        let (interactions, impressions) = sorted_by_user_and_time(interactions, impressions);
         let dataset = Self { users, items, interactions, impressions, stats };
         dataset.check(dir)?;
         Ok(dataset)
@@ -262,6 +263,19 @@ impl Dataset {
         }
         out
     }
+}
+
+/// Every stage reads a user's interactions as one time-ordered run (`by_user`); `prep` writes
+/// them so, but a table written by another tool may not be.
+fn sorted_by_user_and_time(interactions: Vec<Interaction>, impressions: Option<Vec<Vec<u32>>>) -> (Vec<Interaction>, Option<Vec<Vec<u32>>>) {
+    let key = |x: &Interaction| (x.user_id, x.timestamp);
+    if interactions.windows(2).all(|w| key(&w[0]) <= key(&w[1])) {
+        return (interactions, impressions);
+    }
+    let mut order: Vec<usize> = (0..interactions.len()).collect();
+    order.sort_by_key(|&i| key(&interactions[i]));
+    let impressions = impressions.map(|shown| order.iter().map(|&i| shown[i].clone()).collect());
+    (order.iter().map(|&i| interactions[i].clone()).collect(), impressions)
 }
 
 fn zip5<A, B, C, D, E>(a: Vec<A>, b: Vec<B>, c: Vec<C>, d: Vec<D>, e: Vec<E>) -> impl Iterator<Item = (A, B, C, D, E)> {

@@ -462,7 +462,7 @@ pub fn run_dgdpo(
     if !(2..=26).contains(&config.candidates) {
         return Err(EvalError::settings("candidates", format!("must be between 2 and 26, found {}", config.candidates)));
     }
-    let split = read_split(split_dir)?;
+    let split = read_split(split_dir, dataset)?;
     let truth = read_truth(data)?;
     let by_user = dataset.by_user();
     let seed = config.seed.unwrap_or(0);

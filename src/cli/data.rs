@@ -119,10 +119,10 @@ pub struct SplitArgs {
 #[derive(Debug, Args, Serialize)]
 pub struct SplitFlags {
     /// Share of the non-test history that forms D_ini (0 < alpha < 1).
-    #[arg(long, default_value_t = SplitConfig::default().alpha)]
+    #[arg(long, value_parser = crate::cli::flags::finite, default_value_t = SplitConfig::default().alpha)]
     pub alpha: f64,
     /// Share of each history held out as the test part (at least `min_test` items).
-    #[arg(long, default_value_t = SplitConfig::default().test_frac)]
+    #[arg(long, value_parser = crate::cli::flags::finite, default_value_t = SplitConfig::default().test_frac)]
     pub test_frac: f64,
     /// Fewest test items per user.
     #[arg(long, default_value_t = SplitConfig::default().min_test)]
@@ -182,7 +182,7 @@ pub struct DefectsFlags {
     #[arg(long, default_value_t = DefectsConfig::default().candidates)]
     pub candidates: usize,
     /// Share of users whose samples form the held-out evaluation split.
-    #[arg(long, default_value_t = DefectsConfig::default().eval_frac)]
+    #[arg(long, value_parser = crate::cli::flags::finite, default_value_t = DefectsConfig::default().eval_frac)]
     pub eval_frac: f64,
     /// History items quoted in a case.
     #[arg(long, default_value_t = DefectsConfig::default().recent)]

@@ -55,10 +55,10 @@ pub struct DistillFlags {
     #[arg(long, default_value_t = DistillConfig::default().samples)]
     pub samples: usize,
     /// Sampling temperature of model-written decisions.
-    #[arg(long, default_value_t = DistillConfig::default().temperature)]
+    #[arg(long, value_parser = crate::cli::flags::finite, default_value_t = DistillConfig::default().temperature)]
     pub temperature: f64,
     /// Nucleus (top-p) of model-written decisions.
-    #[arg(long, default_value_t = DistillConfig::default().top_p)]
+    #[arg(long, value_parser = crate::cli::flags::finite, default_value_t = DistillConfig::default().top_p)]
     pub top_p: f64,
     /// Longest rationale a model may write, in tokens.
     #[arg(long, default_value_t = DistillConfig::default().max_new_tokens)]

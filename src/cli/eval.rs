@@ -80,10 +80,10 @@ pub struct EndpointFlags {
     #[arg(long, default_value_t = EndpointSettings::default().retries)]
     pub retries: u32,
     /// `openai` parts: seconds one request may take.
-    #[arg(long, default_value_t = EndpointSettings::default().request_timeout)]
+    #[arg(long, value_parser = crate::cli::flags::finite, default_value_t = EndpointSettings::default().request_timeout)]
     pub request_timeout: f64,
     /// `openai` parts: seconds before the first retry (then doubling, with jitter).
-    #[arg(long, default_value_t = EndpointSettings::default().retry_delay)]
+    #[arg(long, value_parser = crate::cli::flags::finite, default_value_t = EndpointSettings::default().retry_delay)]
     pub retry_delay: f64,
     /// `openai` parts: the environment variable holding the API key (unset: no key sent).
     #[arg(long, default_value_t = EndpointSettings::default().api_key_env)]

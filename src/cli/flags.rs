@@ -35,6 +35,16 @@ pub fn parse<T: DeserializeOwned>(text: &str) -> Result<T, String> {
     serde_json::from_value(Value::String(text.to_owned())).map_err(|e| e.to_string())
 }
 
+/// A clap value parser for numeric flags: "nan" and "inf" parse as floats but are never a
+/// setting (serialised they would even vanish into the default).
+pub fn finite(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(value) if value.is_finite() => Ok(value),
+        Ok(value) => Err(format!("{value} is not a finite number")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,5 +72,7 @@ mod tests {
         assert!(apply(&base, &serde_json::json!({ "typo": 1 })).is_err(), "unknown flags are errors");
         assert_eq!(parse::<simforge_data::tables::Split>("eval"), Ok(simforge_data::tables::Split::Eval));
         assert!(parse::<simforge_data::tables::Split>("both").is_err());
+        assert_eq!(finite("1e-3"), Ok(1e-3));
+        assert!(finite("nan").is_err() && finite("-inf").is_err() && finite("x").is_err());
     }
 }

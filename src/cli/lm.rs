@@ -70,10 +70,10 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = SamplingOptions::default().max_new_tokens)]
     pub max_new_tokens: usize,
     /// 0 is greedy decoding.
-    #[arg(long, default_value_t = SamplingOptions::default().temperature)]
+    #[arg(long, value_parser = crate::cli::flags::finite, default_value_t = SamplingOptions::default().temperature)]
     pub temperature: f64,
     /// Nucleus sampling threshold (0, 1].
-    #[arg(long, default_value_t = SamplingOptions::default().top_p)]
+    #[arg(long, value_parser = crate::cli::flags::finite, default_value_t = SamplingOptions::default().top_p)]
     pub top_p: f64,
     /// Samples per prompt.
     #[arg(long, default_value_t = SamplingOptions::default().samples)]
@@ -95,8 +95,9 @@ pub fn lm(command: LmCommand) -> anyhow::Result<()> {
     match command {
         LmCommand::Logits(args) => logits(args),
         LmCommand::Generate(args) => {
-            if !(args.top_p > 0.0 && args.top_p <= 1.0) || args.temperature < 0.0 || args.samples == 0 {
-                bail!("need 0 < top-p <= 1, temperature >= 0 and samples >= 1");
+            // Written so that NaN fails each test.
+            if !(args.top_p > 0.0 && args.top_p <= 1.0 && args.temperature >= 0.0 && args.temperature.is_finite()) || args.samples == 0 {
+                bail!("need 0 < top-p <= 1, a finite temperature >= 0 and samples >= 1");
             }
             let file = RequestFile::open(&super::model_dir(&args.io.model)?, &args.io.input, &super::open(args.io.device)?)?;
             let options = SamplingOptions {

@@ -93,28 +93,28 @@ pub struct TrainFlags {
     #[arg(long, default_value_t = TrainConfig::default().seq_len)]
     pub seq_len: usize,
     /// Peak learning rate, reached after the warm-up.
-    #[arg(long, default_value_t = TrainConfig::default().lr)]
+    #[arg(long, value_parser = crate::cli::flags::finite, default_value_t = TrainConfig::default().lr)]
     pub lr: f64,
     /// Fraction of the steps spent warming up linearly from 0; cosine decay to 0 follows.
-    #[arg(long, default_value_t = TrainConfig::default().warmup_ratio)]
+    #[arg(long, value_parser = crate::cli::flags::finite, default_value_t = TrainConfig::default().warmup_ratio)]
     pub warmup_ratio: f64,
     /// AdamW's decoupled weight decay, on weight matrices (not norms, biases).
-    #[arg(long, default_value_t = TrainConfig::default().weight_decay)]
+    #[arg(long, value_parser = crate::cli::flags::finite, default_value_t = TrainConfig::default().weight_decay)]
     pub weight_decay: f64,
-    #[arg(long, default_value_t = TrainConfig::default().beta1)]
+    #[arg(long, value_parser = crate::cli::flags::finite, default_value_t = TrainConfig::default().beta1)]
     pub beta1: f64,
-    #[arg(long, default_value_t = TrainConfig::default().beta2)]
+    #[arg(long, value_parser = crate::cli::flags::finite, default_value_t = TrainConfig::default().beta2)]
     pub beta2: f64,
-    #[arg(long, default_value_t = TrainConfig::default().eps)]
+    #[arg(long, value_parser = crate::cli::flags::finite, default_value_t = TrainConfig::default().eps)]
     pub eps: f64,
     /// Clip gradients to this global L2 norm (0 disables).
-    #[arg(long, default_value_t = TrainConfig::default().max_grad_norm)]
+    #[arg(long, value_parser = crate::cli::flags::finite, default_value_t = TrainConfig::default().max_grad_norm)]
     pub max_grad_norm: f64,
     /// Evaluate on the held-out examples every N steps (0: only at the end).
     #[arg(long, default_value_t = TrainConfig::default().eval_every)]
     pub eval_every: usize,
     /// Fraction of examples held out for evaluation when the data has no `split` column.
-    #[arg(long, default_value_t = TrainConfig::default().eval_fraction)]
+    #[arg(long, value_parser = crate::cli::flags::finite, default_value_t = TrainConfig::default().eval_fraction)]
     pub eval_fraction: f64,
     /// Held-out examples evaluated at most (the first ones, in table order).
     #[arg(long, default_value_t = TrainConfig::default().max_eval_examples)]
@@ -129,10 +129,10 @@ pub struct TrainFlags {
     #[arg(long)]
     pub seed: Option<u64>,
     /// DPO's β: how far the policy may move from the reference (DPO only).
-    #[arg(long, default_value_t = TrainConfig::default().dpo_beta)]
+    #[arg(long, value_parser = crate::cli::flags::finite, default_value_t = TrainConfig::default().dpo_beta)]
     pub dpo_beta: f64,
     /// SFT: weight of the next-token loss on the prompt's tokens beside the answer's (0: answer only).
-    #[arg(long, default_value_t = TrainConfig::default().prompt_loss_weight)]
+    #[arg(long, value_parser = crate::cli::flags::finite, default_value_t = TrainConfig::default().prompt_loss_weight)]
     pub prompt_loss_weight: f64,
 }
 
@@ -145,10 +145,10 @@ pub struct LoraFlags {
     pub enabled: bool,
     #[arg(long = "lora-rank", default_value_t = LoraConfig::default().rank)]
     pub rank: usize,
-    #[arg(long = "lora-alpha", default_value_t = LoraConfig::default().alpha)]
+    #[arg(long = "lora-alpha", value_parser = crate::cli::flags::finite, default_value_t = LoraConfig::default().alpha)]
     pub alpha: f64,
     /// Dropout on the adapter's input (PEFT's `lora_dropout`).
-    #[arg(long = "lora-dropout", default_value_t = LoraConfig::default().dropout)]
+    #[arg(long = "lora-dropout", value_parser = crate::cli::flags::finite, default_value_t = LoraConfig::default().dropout)]
     pub dropout: f64,
     /// Projections that get adapters (q_proj k_proj v_proj o_proj gate_proj up_proj down_proj).
     #[arg(long = "lora-targets", value_delimiter = ',', default_values_t = LoraConfig::default().targets)]
@@ -200,7 +200,7 @@ pub struct DiagnosticArgs {
     pub skip_sft: bool,
     /// Peak learning rate of both stages (default: 1e-3 for `tiny`, 2e-5 for a model folder or
     /// hub id; set it when the folder holds a small model trained from scratch).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::cli::flags::finite)]
     pub lr: Option<f64>,
     #[arg(long)]
     pub batch_size: Option<usize>,
@@ -281,7 +281,7 @@ pub struct SasrecFlags {
     pub epochs: Option<usize>,
     #[arg(long)]
     pub batch_size: Option<usize>,
-    #[arg(long)]
+    #[arg(long, value_parser = crate::cli::flags::finite)]
     pub lr: Option<f64>,
     /// bce (the paper's) or sampled_softmax (SASRec+ / gSASRec style; use with --negatives 100+).
     #[arg(long, value_parser = parse::<SasRecLoss>)]
@@ -314,7 +314,7 @@ pub struct SasrecModelFlags {
     #[arg(long)]
     pub max_len: Option<usize>,
     /// Dropout rate (Amazon style 0.5, ML-1M style 0.2).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::cli::flags::finite)]
     pub dropout: Option<f64>,
     /// Hidden size d (default 50).
     #[arg(long)]

@@ -271,7 +271,10 @@ impl Recipe {
                 }
             }
         }
-        let root = options.out.clone().or(run.out).unwrap_or_else(|| PathBuf::from("checkpoints"));
+        // A path written in the recipe is the recipe's (like prep.input); `--out` and the default
+        // are the working directory's, like every command-line path.
+        let recipe_out = run.out.map(|out| if out.is_relative() { base.join(out) } else { out });
+        let root = options.out.clone().or(recipe_out).unwrap_or_else(|| PathBuf::from("checkpoints"));
         let run_dir = std::path::absolute(root.join(&run.name)).map_err(|source| PipelineError::Read { path: root.join(&run.name), source })?;
         let dir = |stage: StageName| run_dir.join(stage.name());
         let named =
@@ -488,6 +491,18 @@ mod tests {
         assert_eq!((diagnoser.name.as_str(), config.seed), ("diagnostic/model", Some(42)));
         let Stage::Alignment { simulators, .. } = stage(StageName::Alignment) else { panic!("alignment") };
         assert_eq!(simulators.iter().map(|s| s.name).collect::<Vec<_>>(), ["student", "distilled"]);
+    }
+
+    #[test]
+    fn run_out_in_a_recipe_is_the_recipes_and_out_overrides_it() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/quickstart.toml");
+        let plan = |set: &[String], out: Option<PathBuf>| {
+            Recipe::load(&path, set).expect("recipe").plan(&path, &PlanOptions { out, offline: true }).expect("plan").run_dir
+        };
+        let recipes = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes");
+        assert_eq!(plan(&["run.out=\"runs\"".into()], None), recipes.join("runs/quickstart"));
+        assert_eq!(plan(&["run.out=\"runs\"".into()], Some("/elsewhere".into())), PathBuf::from("/elsewhere/quickstart"));
+        assert_eq!(plan(&[], None), std::path::absolute("checkpoints/quickstart").expect("absolute"));
     }
 
     #[test]

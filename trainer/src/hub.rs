@@ -21,6 +21,14 @@ pub fn resolve(model: &Path, offline: bool) -> Result<PathBuf> {
     let text = model.to_string_lossy();
     let (id, revision) = text.split_once('@').unwrap_or((&text, "main"));
     let looks_like_id = id.split('/').count() == 2 && !id.starts_with(['.', '/']) && id.split('/').all(|p| !p.is_empty());
+    // `runs/tiny` beside a `runs/` folder is a mistyped path, not a model to download.
+    let local_parent = id.split('/').next().is_some_and(|owner| Path::new(owner).is_dir());
+    if looks_like_id && local_parent {
+        return Err(TrainerError::io(
+            model,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such model folder (its parent folder exists, so it is not read as a hub id)"),
+        ));
+    }
     if !looks_like_id {
         return Err(TrainerError::io(model, std::io::Error::new(std::io::ErrorKind::NotFound, "no such model folder (nor a hub id like Qwen/Qwen3-0.6B)")));
     }
@@ -77,7 +85,8 @@ fn download(id: &str, revision: &str, repo: &Path) -> Result<PathBuf> {
     let info_url = format!("{}/api/models/{id}/revision/{revision}", endpoint());
     let info: ModelInfo = serde_json::from_slice(&simforge_data::fetch::get_bytes(&info_url, token.as_deref())?)
         .map_err(|e| TrainerError::endpoint(&info_url, format!("not a model description: {e}")))?;
-    let names: Vec<&str> = info.siblings.iter().map(|s| s.rfilename.as_str()).collect();
+    // Only top-level files are fetched: a listed name cannot lead outside the snapshot folder.
+    let names: Vec<&str> = info.siblings.iter().map(|s| s.rfilename.as_str()).filter(|n| crate::tensors::is_plain_file_name(n)).collect();
     let mut wanted: Vec<String> = MODEL_FILES.iter().filter(|f| names.contains(f)).map(|f| f.to_string()).collect();
     if names.contains(&"model.safetensors") {
         wanted.push("model.safetensors".into());

@@ -101,7 +101,14 @@ impl RequestFile {
         let mut out = Vec::with_capacity(self.requests.len());
         for (chunk_index, chunk) in self.requests.chunks(batch_size.max(1)).enumerate() {
             let prompts = chunk.iter().map(|(line, r)| self.prompt_ids(*line, r)).collect::<Result<Vec<_>>>()?;
-            let batch_options = SamplingOptions { seed: options.seed.wrapping_add(chunk_index as u64), ..options.clone() };
+            // No sample runs past the positions the model has.
+            let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
+            let room = self.lm.config.max_position_embeddings.saturating_sub(longest);
+            if room == 0 {
+                return Err(at(&self.input, chunk[0].0, "a prompt shorter than the model's context", format!("{longest} tokens in this batch")));
+            }
+            let max_new_tokens = options.max_new_tokens.min(room);
+            let batch_options = SamplingOptions { seed: options.seed.wrapping_add(chunk_index as u64), max_new_tokens, ..options.clone() };
             for ((line, _), samples) in chunk.iter().zip(self.lm.generate(&prompts, &batch_options, &stopped)) {
                 let samples: Vec<Value> = samples
                     .into_iter()

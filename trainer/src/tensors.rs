@@ -18,6 +18,11 @@ pub type HostTensors = HashMap<String, (Vec<f32>, Vec<usize>)>;
 
 /// Writes f32 tensors as a safetensors file (`format: pt`, as transformers expects).
 pub fn write_safetensors(path: &Path, tensors: &[NamedTensor]) -> Result<()> {
+    // The last update of a run is checked nowhere else: a diverged model is refused here,
+    // never written as if it were trained.
+    if let Some((name, _, _)) = tensors.iter().find(|(_, values, _)| values.iter().any(|v| !v.is_finite())) {
+        return Err(TrainerError::Diverged { message: format!("tensor {name} holds NaN or infinite values; {} was not written", path.display()) });
+    }
     let bytes: Vec<Vec<u8>> = tensors.iter().map(|(_, v, _)| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
     let views = tensors
         .iter()
@@ -64,10 +69,21 @@ pub fn load_parameter_tensors<M: Module>(model: M, mut tensors: HostTensors, fil
 }
 
 /// Takes tensor `name` out of `tensors` (read from `file`), checking it has `shape`.
+/// A name that stays inside the folder it is joined to: one normal path component (no `/`,
+/// `..`, root or drive).
+pub fn is_plain_file_name(name: &str) -> bool {
+    let mut parts = Path::new(name).components();
+    matches!((parts.next(), parts.next()), (Some(std::path::Component::Normal(_)), None)) && !name.contains(['/', '\\'])
+}
+
 pub fn take(tensors: &mut HostTensors, name: &str, shape: &[usize], file: &Path) -> Result<Vec<f32>> {
     let (values, found) = tensors.remove(name).ok_or_else(|| TrainerError::MissingTensor { path: file.to_path_buf(), name: name.into() })?;
     if found != shape {
         return Err(TrainerError::Shape { path: file.to_path_buf(), name: name.into(), expected: shape.to_vec(), found });
+    }
+    // A NaN weight makes every output NaN, which reads as a model, not as an error.
+    if let Some(at) = values.iter().position(|v| !v.is_finite()) {
+        return Err(TrainerError::checkpoint(file, format!("tensor {name} holds a non-finite value ({}) at index {at}", values[at])));
     }
     Ok(values)
 }

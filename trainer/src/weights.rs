@@ -30,6 +30,10 @@ impl WeightSource {
             let mut names: Vec<&str> = map.values().filter_map(|v| v.as_str()).collect();
             names.sort_unstable();
             names.dedup();
+            // Shards are files of this folder; an index must not lead anywhere else.
+            if let Some(name) = names.iter().find(|n| !crate::tensors::is_plain_file_name(n)) {
+                return Err(TrainerError::checkpoint(&index, format!("shard {name:?} is not a file name inside the model folder")));
+            }
             names.into_iter().map(|n| dir.join(n)).collect()
         } else {
             vec![dir.join("model.safetensors")]

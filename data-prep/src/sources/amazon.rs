@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{text, LineReader, RawInteraction, ReadOptions, SourceData, TIMESTAMP_RANGE};
+use super::{is_id, text, LineReader, RawInteraction, ReadOptions, SourceData, STAR_SCALE, TIMESTAMP_RANGE};
 use crate::error::{DataError, Result};
 
 #[derive(Deserialize)]
@@ -107,14 +107,18 @@ fn read_reviews(data: &mut SourceData, path: &Path, options: ReadOptions) -> Res
                 continue;
             }
         };
-        let Some(user_id) = review.user_id.as_deref() else {
+        let Some(user_id) = review.user_id.as_deref().filter(|u| is_id(u)) else {
             lines.bad("a `reviewerID` (2018) or `user_id` (2023) field", text(bytes))?;
             continue;
         };
-        let Some(asin) = review.parent_asin.as_deref().or(review.asin.as_deref()) else {
+        let Some(asin) = review.parent_asin.as_deref().or(review.asin.as_deref()).filter(|a| is_id(a)) else {
             lines.bad("an `asin` or `parent_asin` field", text(bytes))?;
             continue;
         };
+        if review.rating.is_some_and(|r| !STAR_SCALE.contains(&r)) {
+            lines.bad("an `overall` (2018) or `rating` (2023) between 1 and 5 stars", text(bytes))?;
+            continue;
+        }
         let timestamp = match (review.unix_review_time, review.timestamp) {
             (Some(t), _) => Some(t),
             (None, Some(ms)) => Some(ms / 1000),

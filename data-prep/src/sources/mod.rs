@@ -229,6 +229,14 @@ pub fn parse_rating(field: &str) -> Option<f32> {
     field.trim().parse::<f32>().ok().filter(|r| r.is_finite())
 }
 
+/// The star scale of MovieLens (0.5–5 in half stars) and Amazon reviews (1–5).
+pub const STAR_SCALE: std::ops::RangeInclusive<f32> = 0.0..=5.0;
+
+/// True for an id field that names something: not empty, not only spaces.
+pub fn is_id(field: &str) -> bool {
+    !field.trim().is_empty()
+}
+
 /// Reads a catalogue file's record into `catalog`, rejecting an id listed twice.
 pub fn insert_unique<T: Default>(
     catalog: &mut Catalog<T>,

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::{insert_unique, latin1, parse_rating, parse_timestamp, split_title_year, Catalog, LineReader, RawInteraction, ReadOptions, SourceData};
+use super::{
+    insert_unique, is_id, latin1, parse_rating, parse_timestamp, split_title_year, Catalog, LineReader, RawInteraction, ReadOptions, SourceData, STAR_SCALE,
+};
 use crate::error::{DataError, Result};
 use crate::tables::{Item, User};
 
@@ -208,10 +210,14 @@ fn read_ratings(data: &mut SourceData, path: &Path, sep: &str, options: ReadOpti
             lines.bad(format!("4 fields (user{sep}item{sep}rating{sep}timestamp)"), line.clone())?;
             continue;
         }
-        let Some(rating) = parse_rating(f[2]) else {
-            lines.bad("a numeric rating in field 3", line.clone())?;
+        let Some(rating) = parse_rating(f[2]).filter(|r| STAR_SCALE.contains(r)) else {
+            lines.bad("a rating between 0 and 5 stars in field 3", line.clone())?;
             continue;
         };
+        if !is_id(f[0]) || !is_id(f[1]) {
+            lines.bad("a user id in field 1 and an item id in field 2", line.clone())?;
+            continue;
+        }
         let Some(timestamp) = parse_timestamp(f[3]) else {
             lines.bad("a Unix timestamp between 1970 and 2100 in field 4", line.clone())?;
             continue;

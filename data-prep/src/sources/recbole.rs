@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::{insert_unique, parse_rating, parse_timestamp, split_title_year, text, LineReader, RawInteraction, ReadOptions, SourceData};
+use super::{insert_unique, is_id, parse_rating, parse_timestamp, split_title_year, text, LineReader, RawInteraction, ReadOptions, SourceData};
 use crate::error::{DataError, Result};
 use crate::tables::{Item, TimeKind, User};
 
@@ -197,6 +197,10 @@ fn read_inter(data: &mut SourceData, path: &Path, options: ReadOptions) -> Resul
                 position
             }
         };
+        if !is_id(f[user_col]) || !is_id(f[item_col]) {
+            lines.bad("a user id and an item id", line.as_str())?;
+            continue;
+        }
         let user = data.user(f[user_col]);
         let item = data.item(f[item_col]);
         let review = review_col.map(|c| f[c].to_owned()).filter(|r| !r.is_empty());

@@ -99,6 +99,9 @@ pub struct WorldConfig {
     pub start: i64,
 }
 
+const MAX_ITEMS: usize = 1_000_000;
+const MAX_INTERACTIONS: u64 = 50_000_000;
+
 impl Default for WorldConfig {
     fn default() -> Self {
         Self { users: 500, items: 800, interactions_per_user: 40, interactions: None, exposure: 10, temperature: 0.35, drift_share: 0.3, start: 946_684_800 }
@@ -133,6 +136,15 @@ impl WorldConfig {
         let per_user = self.interactions.map_or(self.interactions_per_user as u64, |t| t / self.users as u64);
         if per_user < 4 || per_user as usize > self.items / 2 {
             return fail("interactions per user must be between 4 and half the items");
+        }
+        // The world is built in memory (about 100 bytes per interaction with its exposure list).
+        if self.items > MAX_ITEMS || (self.users as u64).saturating_mul(per_user) > MAX_INTERACTIONS {
+            return fail(&format!("a world holds at most {MAX_ITEMS} items and {MAX_INTERACTIONS} interactions"));
+        }
+        // A user's history spans at most 180 days of start offset plus about 4 days per choice.
+        let span = (180 + 5 * per_user as i64) * 86_400;
+        if !super::TIMESTAMP_RANGE.contains(&self.start) || !super::TIMESTAMP_RANGE.contains(&self.start.saturating_add(span)) {
+            return fail("start must be a Unix time (seconds) from 1970 that leaves the histories before 2100");
         }
         Ok(())
     }

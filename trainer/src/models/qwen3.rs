@@ -89,6 +89,13 @@ impl Qwen3Config {
         if self.head_dim() % 2 != 0 {
             return Some("head_dim must be even for rotary embeddings".into());
         }
+        if self.hidden_size == 0 || self.num_hidden_layers == 0 || self.vocab_size == 0 || self.intermediate_size == 0 || self.max_position_embeddings == 0 {
+            return Some("hidden_size, num_hidden_layers, vocab_size, intermediate_size and max_position_embeddings must be positive".into());
+        }
+        // Without these every logit is NaN (printed as null), not an error.
+        if !(self.rope_theta > 1.0 && self.rope_theta.is_finite() && self.rms_norm_eps > 0.0 && self.rms_norm_eps.is_finite()) {
+            return Some(format!("rope_theta must be a number above 1 and rms_norm_eps positive, found {} and {}", self.rope_theta, self.rms_norm_eps));
+        }
         if self.extra.get("rope_scaling").is_some_and(|v| !v.is_null()) {
             return Some("rope_scaling is not supported".into());
         }

@@ -21,7 +21,11 @@ const MAX_TOP_LOGPROBS: usize = 20;
 const MAX_SAMPLES: usize = 64;
 /// Completion length when a request names none.
 const DEFAULT_MAX_TOKENS: usize = 512;
-const MAX_BODY_BYTES: u64 = 64 << 20;
+/// A request body larger than this is refused before it is parsed or tokenised.
+const MAX_BODY_BYTES: u64 = 8 << 20;
+/// Tokens one request may ask to generate (`n` × `max_tokens`): the server answers one request
+/// at a time, so one request must not hold it for minutes.
+const MAX_REQUEST_TOKENS: usize = 1 << 16;
 
 /// The model a server answers with.
 pub struct ServedModel {
@@ -73,6 +77,9 @@ impl ServedModel {
             return Err(format!("the prompt has {} tokens; this model reads at most {}", prompt.len(), self.lm.config.max_position_embeddings));
         }
         let max_tokens = request.max_completion_tokens.or(request.max_tokens).unwrap_or(DEFAULT_MAX_TOKENS).min(room);
+        if samples.saturating_mul(max_tokens) > MAX_REQUEST_TOKENS {
+            return Err(format!("`n` × `max_tokens` is {}; a request may generate at most {MAX_REQUEST_TOKENS} tokens", samples.saturating_mul(max_tokens)));
+        }
         let options =
             SamplingOptions { max_new_tokens: max_tokens, temperature, top_p, samples, seed: request.seed.unwrap_or(fallback_seed), eos: self.eos.clone() };
         let generated = self.lm.generate(std::slice::from_ref(&prompt), &options, &|_| false).pop().unwrap_or_default();
@@ -158,8 +165,9 @@ fn answer(mut request: Request, model: &ServedModel, served: u64) -> u16 {
         (Method::Get, "/health") => (200, "{}".into()),
         (Method::Post, "/v1/chat/completions") => {
             let mut body = String::new();
-            match request.as_reader().take(MAX_BODY_BYTES).read_to_string(&mut body) {
+            match request.as_reader().take(MAX_BODY_BYTES + 1).read_to_string(&mut body) {
                 Err(e) => error(400, &format!("unreadable request body: {e}")),
+                Ok(read) if read as u64 > MAX_BODY_BYTES => error(413, &format!("the request body is over {MAX_BODY_BYTES} bytes")),
                 Ok(_) => match serde_json::from_str::<ChatRequest>(&body) {
                     Err(e) => error(400, &format!("not a chat-completions request: {e}")),
                     Ok(chat) if chat.model != model.name => error(404, &format!("the model `{}` does not exist; this server has `{}`", chat.model, model.name)),

@@ -119,7 +119,8 @@ impl NextItemScorer for Popularity {
 }
 
 /// Ranks every case's target under `protocol`. The rank counts candidates scored above the
-/// target plus half of those tied with it, so a constant scorer earns no credit.
+/// target plus half of those tied with it, so a constant scorer earns no credit; a score that is
+/// not finite always counts against the target (a diverged model scores nothing, never everything).
 pub fn evaluate(scorer: &impl NextItemScorer, cases: &[Case], protocol: Protocol, num_items: usize, seed: u64) -> RankingReport {
     let mut ranks = Vec::with_capacity(cases.len());
     for (b, chunk) in cases.chunks(USERS_PER_BATCH).enumerate() {
@@ -144,21 +145,20 @@ pub fn evaluate(scorer: &impl NextItemScorer, cases: &[Case], protocol: Protocol
                     })
                     .collect();
                 for row in scorer.score_candidates(&inputs, &candidates) {
-                    ranks.push(rank_of(row[0], &row[1..]));
+                    ranks.push(rank_of(row[0], row[1..].iter().copied()));
                 }
             }
             Protocol::Full => {
                 for (case, row) in chunk.iter().zip(scorer.score_every_item(&inputs)) {
                     let excluded = sorted_set(case.input);
                     let target = row[case.target as usize];
-                    let others =
-                        row.iter().enumerate().skip(1).filter(|&(item, _)| item != case.target as usize && excluded.binary_search(&(item as u32)).is_err());
-                    let (mut above, mut tied) = (0usize, 0usize);
-                    for (_, &score) in others {
-                        above += usize::from(score > target);
-                        tied += usize::from(score == target);
-                    }
-                    ranks.push(above + tied / 2);
+                    let others = row
+                        .iter()
+                        .enumerate()
+                        .skip(1)
+                        .filter(|&(item, _)| item != case.target as usize && excluded.binary_search(&(item as u32)).is_err())
+                        .map(|(_, &score)| score);
+                    ranks.push(rank_of(target, others));
                 }
             }
         }
@@ -166,9 +166,17 @@ pub fn evaluate(scorer: &impl NextItemScorer, cases: &[Case], protocol: Protocol
     RankingReport { protocol, users: ranks.len(), metrics: metrics(&ranks) }
 }
 
-fn rank_of(target: f32, others: &[f32]) -> usize {
-    let above = others.iter().filter(|&&s| s > target).count();
-    let tied = others.iter().filter(|&&s| s == target).count();
+/// The 0-based rank of `target` among `others`: those above it, plus half of those tied. A
+/// non-finite target ranks last, and a non-finite other counts as above it.
+fn rank_of(target: f32, others: impl Iterator<Item = f32>) -> usize {
+    let (mut above, mut tied) = (0usize, 0usize);
+    for score in others {
+        if !target.is_finite() || !score.is_finite() || score > target {
+            above += 1;
+        } else if score == target {
+            tied += 1;
+        }
+    }
     above + tied / 2
 }
 
@@ -204,8 +212,12 @@ mod tests {
 
     #[test]
     fn ties_count_half() {
-        assert_eq!(rank_of(1.0, &[1.0, 1.0, 1.0, 1.0]), 2);
-        assert_eq!(rank_of(1.0, &[2.0, 0.0]), 1);
+        assert_eq!(rank_of(1.0, [1.0, 1.0, 1.0, 1.0].into_iter()), 2);
+        assert_eq!(rank_of(1.0, [2.0, 0.0].into_iter()), 1);
+        // A diverged model (NaN scores) ranks its targets last, not first.
+        assert_eq!(rank_of(f32::NAN, [f32::NAN, f32::NAN, 0.5].into_iter()), 3);
+        assert_eq!(rank_of(0.5, [f32::NAN, 0.1].into_iter()), 1);
+        assert_eq!(metrics(&[3, 3])["hr@1"], 0.0);
     }
 
     #[test]

@@ -102,8 +102,14 @@ impl SasRecTrainConfig {
         if self.batch_size == 0 || self.negatives == 0 {
             return Some("batch_size and negatives must be positive".into());
         }
-        if !(self.lr > 0.0) {
-            return Some(format!("lr must be positive, got {}", self.lr));
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Some(format!("lr must be a positive number, got {}", self.lr));
+        }
+        if self.epochs == 0 {
+            return Some("epochs must be at least 1".into());
+        }
+        if !((0.0..1.0).contains(&self.beta1) && (0.0..1.0).contains(&self.beta2) && self.l2_emb >= 0.0 && self.l2_emb.is_finite()) {
+            return Some(format!("beta1 and beta2 must be in [0, 1) and l2_emb a non-negative number, got {}, {}, {}", self.beta1, self.beta2, self.l2_emb));
         }
         None
     }
@@ -156,7 +162,7 @@ pub fn train_sasrec(job: &SasRecJob, progress: &mut dyn FnMut(Progress)) -> Resu
     let valid_cases = sample_cases(cases(&split, &histories, false), config.eval_users, config.seed());
 
     // 2. The model and optimizer: fresh, or the newest checkpoint's.
-    let latest = prepare_output(job.out, job.resume)?;
+    let latest = prepare_output(job.out, job.resume, &[job.data])?;
     let (mut files, mut state) = match &latest {
         Some((_, dir)) => {
             let files = ModelFiles::read(dir, &job.device)?;

@@ -165,8 +165,8 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// What is wrong with the settings, if anything.
     pub fn problem(&self) -> Option<String> {
-        if self.batch_size == 0 || self.grad_accum == 0 || self.seq_len < 2 || self.epochs == 0 {
-            return Some("batch_size, grad_accum and epochs must be at least 1, seq_len at least 2".into());
+        if self.batch_size == 0 || self.grad_accum == 0 || self.seq_len < 2 || self.epochs == 0 || self.max_steps == Some(0) {
+            return Some("batch_size, grad_accum, epochs and max_steps must be at least 1, seq_len at least 2".into());
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return Some(format!("lr must be positive, found {}", self.lr));
@@ -174,8 +174,14 @@ impl TrainConfig {
         if !(0.0..1.0).contains(&self.warmup_ratio) || !(0.0..1.0).contains(&self.eval_fraction) {
             return Some("warmup_ratio and eval_fraction must be in [0, 1)".into());
         }
-        if !(0.0..1.0).contains(&self.beta1) || !(0.0..1.0).contains(&self.beta2) || self.eps <= 0.0 {
-            return Some("beta1 and beta2 must be in [0, 1) and eps positive".into());
+        if !((0.0..1.0).contains(&self.beta1) && (0.0..1.0).contains(&self.beta2) && self.eps > 0.0 && self.eps.is_finite()) {
+            return Some(format!("beta1 and beta2 must be in [0, 1) and eps a positive number, found {}, {}, {}", self.beta1, self.beta2, self.eps));
+        }
+        if !((0.0..1.0).contains(&self.weight_decay) && self.max_grad_norm >= 0.0 && self.max_grad_norm.is_finite()) {
+            return Some(format!(
+                "weight_decay must be in [0, 1) and max_grad_norm a non-negative number, found {}, {}",
+                self.weight_decay, self.max_grad_norm
+            ));
         }
         if !(self.prompt_loss_weight >= 0.0 && self.prompt_loss_weight.is_finite()) {
             return Some(format!("prompt_loss_weight must be a non-negative number, found {}", self.prompt_loss_weight));

@@ -121,7 +121,13 @@ pub fn chat_records(table: &Table, path: &Path) -> Result<Vec<Vec<Message>>> {
     let responses: Vec<String> = match table.strings("response") {
         Ok(r) => r,
         Err(_) => match table.u32s("target_pos") {
-            Ok(pos) => pos.iter().map(|&p| format!("Behavior: [{}]", letter(p as usize))).collect(),
+            Ok(pos) => {
+                let choices = table.u32s("choice_cnt").unwrap_or_else(|_| vec![26; pos.len()]);
+                if let Some(row) = pos.iter().zip(&choices).position(|(&p, &n)| p >= n.min(26)) {
+                    return Err(TrainerError::record(path, row, format!("target_pos {} is not one of its {} lettered options", pos[row], choices[row])));
+                }
+                pos.iter().map(|&p| format!("Behavior: [{}]", letter(p as usize))).collect()
+            }
             Err(_) => {
                 return Err(TrainerError::Data(simforge_data::DataError::invalid(
                     path,
@@ -178,7 +184,7 @@ fn sft(table: &Table, path: &Path, held_out: &[bool], tokenizer: &Tokenizer, seq
         if held { &mut examples.eval } else { &mut examples.train }.push(example);
     }
     if examples.train.is_empty() {
-        return Err(TrainerError::Data(simforge_data::DataError::invalid(path, format!("no training record fits seq_len {seq_len}"))));
+        return Err(nothing_to_train(path, held_out, examples.too_long, seq_len));
     }
     Ok(examples)
 }
@@ -210,9 +216,21 @@ fn dpo(table: &Table, path: &Path, held_out: &[bool], tokenizer: &Tokenizer, seq
         if held_out[row] { &mut examples.eval } else { &mut examples.train }.push(example);
     }
     if examples.train.is_empty() {
-        return Err(TrainerError::Data(simforge_data::DataError::invalid(path, format!("no preference pair fits seq_len {seq_len}"))));
+        return Err(nothing_to_train(path, held_out, examples.too_long, seq_len));
     }
     Ok(examples)
+}
+
+/// Why a table left no training example, in the words a user can act on.
+fn nothing_to_train(path: &Path, held_out: &[bool], too_long: usize, seq_len: usize) -> TrainerError {
+    let message = if held_out.is_empty() {
+        "the table has no records".to_string()
+    } else if held_out.iter().all(|&h| h) {
+        format!("all {} records are held out for evaluation (split = eval); training needs records with split = train", held_out.len())
+    } else {
+        format!("no training record fits seq_len {seq_len} ({too_long} records are longer); raise --seq-len")
+    };
+    TrainerError::Data(simforge_data::DataError::invalid(path, message))
 }
 
 /// Micro-batches of one epoch as example indices: shuffled with the epoch's seed, sorted by

@@ -107,7 +107,7 @@ pub fn train(job: &TrainJob, progress: &mut dyn FnMut(&StepMetrics, usize)) -> R
     let warmup = (c.warmup_ratio * total_steps as f64).round() as usize;
 
     // 2. The model and optimizer: fresh from `init`, or from the newest checkpoint.
-    let resume_from = prepare_output(job.out, job.resume)?;
+    let resume_from = prepare_output(job.out, job.resume, &[job.init, job.data])?;
     let (config, mut model) = load_qwen3(job.init, &job.device)?;
     let pad_id = config.extra.get("pad_token_id").and_then(serde_json::Value::as_u64).unwrap_or(0) as u32;
     if job.objective == Objective::Dpo {
@@ -439,12 +439,27 @@ pub fn latest_checkpoint(out: &Path) -> Result<Option<(usize, PathBuf)>> {
 
 /// Creates `out` and returns the checkpoint to resume from. A fresh run owns the folder: an
 /// earlier run's checkpoints go, or a later `--resume` would continue that run instead.
-pub(crate) fn prepare_output(out: &Path, resume: bool) -> Result<Option<(usize, PathBuf)>> {
+/// Creates `out`; a fresh run clears its old checkpoints, unless one of them holds an input
+/// (`--model out/checkpoint-20 --out out`): that is refused, never deleted.
+pub(crate) fn prepare_output(out: &Path, resume: bool, inputs: &[&Path]) -> Result<Option<(usize, PathBuf)>> {
     std::fs::create_dir_all(out).map_err(|e| TrainerError::io(out, e))?;
     if resume {
         return latest_checkpoint(out);
     }
-    for (_, dir) in checkpoints(out)? {
+    let old = checkpoints(out)?;
+    for input in inputs.iter().filter_map(|p| p.canonicalize().ok()) {
+        if let Some((_, dir)) = old.iter().find(|(_, dir)| dir.canonicalize().is_ok_and(|d| input.starts_with(d))) {
+            return Err(TrainerError::settings(
+                "--out",
+                format!(
+                    "{} holds {}, an input of this run, and a fresh run clears old checkpoints; choose another --out, or pass --resume",
+                    out.display(),
+                    dir.display()
+                ),
+            ));
+        }
+    }
+    for (_, dir) in old {
         std::fs::remove_dir_all(&dir).map_err(|e| TrainerError::io(&dir, e))?;
     }
     Ok(None)

@@ -1,0 +1,60 @@
+//! Helpers shared by the binary's test files: running `simforge`, and a small model with a
+//! word-level tokenizer.
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+pub fn simforge(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_simforge")).args(args).env("SIMFORGE_LOG", "warn").output().expect("run simforge")
+}
+
+pub fn ok_json(args: &[&str]) -> Value {
+    let out = simforge(args);
+    assert!(out.status.success(), "simforge {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+}
+
+/// Runs `args`, expects exit 1 (2 for a flag clap refuses) with a message holding every one
+/// of `needles` and no panic, and returns that message.
+pub fn fails_with(args: &[&str], needles: &[&str]) -> String {
+    let out = simforge(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(matches!(out.status.code(), Some(1 | 2)), "simforge {args:?} should fail: {stderr}");
+    assert!(!stderr.contains("panicked"), "simforge {args:?} panicked: {stderr}");
+    for needle in needles {
+        assert!(stderr.contains(needle), "simforge {args:?}: the message lacks {needle:?}: {stderr}");
+    }
+    stderr
+}
+
+pub fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// A copy of a fixture checkpoint with a small word-level tokenizer whose letters A–Z are
+/// single tokens (ids 10–35), so the text paths of `lm generate`, `lm score` and training run.
+pub fn model_with_tokenizer(fixture: &str) -> tempfile::TempDir {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("trainer/tests/fixtures").join(fixture);
+    let dir = tempfile::tempdir().expect("tempdir");
+    for file in ["config.json", "model.safetensors"] {
+        std::fs::copy(src.join(file), dir.path().join(file)).expect("copy");
+    }
+    let mut vocab = serde_json::Map::new();
+    vocab.insert("[UNK]".into(), 0.into());
+    for i in 0..26u8 {
+        vocab.insert(char::from(b'A' + i).to_string(), (10 + u32::from(i)).into());
+    }
+    for (word, id) in [("Behavior", 40), (":", 41), ("[", 42), ("]", 43)] {
+        vocab.insert(word.into(), id.into());
+    }
+    let tokenizer = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [], "normalizer": null,
+        "pre_tokenizer": { "type": "Whitespace" }, "post_processor": null, "decoder": null,
+        "model": { "type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]" }
+    });
+    std::fs::write(dir.path().join("tokenizer.json"), tokenizer.to_string()).expect("tokenizer");
+    dir
+}
