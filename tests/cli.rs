@@ -544,31 +544,6 @@ fn lm_generate_and_score_read_and_write_jsonl() {
     let bad = simforge(&["lm", "generate", "--model", s(model.path()), "--input", s(&input), "--out", s(&dir.path().join("c.jsonl"))]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("in.jsonl:1: token 300 is outside the vocabulary"));
-
-    // A NaN temperature, an empty list of continuations and an endless generation are refused
-    // or bounded, never a panic or a hang.
-    std::fs::write(&input, "{\"ids\": [1, 2, 3]}\n").expect("input");
-    let nan = simforge(&["lm", "generate", "--model", s(model.path()), "--input", s(&input), "--out", s(&dir.path().join("d.jsonl")), "--temperature", "nan"]);
-    assert_eq!(nan.status.code(), Some(2), "a flag value clap refuses");
-    assert!(String::from_utf8_lossy(&nan.stderr).contains("--temperature"));
-    let long = simforge(&[
-        "lm",
-        "generate",
-        "--model",
-        s(model.path()),
-        "--input",
-        s(&input),
-        "--out",
-        s(&dir.path().join("e.jsonl")),
-        "--max-new-tokens",
-        "1000000000",
-    ]);
-    assert!(long.status.success(), "{}", String::from_utf8_lossy(&long.stderr));
-    std::fs::write(&input, "{\"ids\": [1, 2, 3], \"continuations\": []}\n").expect("input");
-    let empty = simforge(&["lm", "score", "--model", s(model.path()), "--input", s(&input), "--out", s(&dir.path().join("f.jsonl"))]);
-    let stderr = String::from_utf8_lossy(&empty.stderr);
-    assert_eq!(empty.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("in.jsonl:1") && stderr.contains("continuations") && !stderr.contains("panicked"), "{stderr}");
 }
 
 /// A Hugging Face hub look-alike on 127.0.0.1 serving `files` of repo `org/tiny` at commit

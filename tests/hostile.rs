@@ -9,7 +9,7 @@ use std::process::Command;
 use simforge_data::parquet_io::{self as pq, Table};
 
 mod common;
-use common::{fails_with, model_with_tokenizer, ok_json, s};
+use common::{fails_with, model_with_tokenizer, ok_json, s, simforge};
 
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     let path = dir.join(name);
@@ -329,4 +329,26 @@ fn a_training_run_killed_mid_way_resumes_to_the_uninterrupted_model() {
             .collect()
     };
     assert_eq!(steps(&killed), (1..=1500).collect::<Vec<u64>>(), "every step logged once: none lost, none repeated");
+}
+
+#[test]
+fn lm_requests_that_would_panic_or_hang_are_refused_or_bounded() {
+    let model = model_with_tokenizer("qwen3-tied");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = write(dir.path(), "in.jsonl", "{\"ids\": [1, 2, 3]}\n");
+    let out = dir.path().join("out.jsonl");
+    let (model_dir, input_file, out_file) = (s(model.path()), s(&input), s(&out));
+    let lm = |command: &'static str, extra: &[&'static str]| {
+        let mut args = vec!["lm", command, "--model", model_dir, "--input", input_file, "--out", out_file];
+        args.extend_from_slice(extra);
+        args
+    };
+    fails_with(&lm("generate", &["--temperature", "nan"]), &["--temperature", "NaN is not a finite number"]);
+    // Far past the model's 256 positions: clamped to its context, not a hang.
+    let long = simforge(&lm("generate", &["--max-new-tokens", "1000000000"]));
+    assert!(long.status.success(), "{}", String::from_utf8_lossy(&long.stderr));
+    let samples: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&out).expect("out").trim()).expect("json");
+    assert!(samples["samples"][0]["ids"].as_array().is_some_and(|ids| ids.len() <= 253), "{samples}");
+    write(dir.path(), "in.jsonl", "{\"ids\": [1, 2, 3], \"continuations\": []}\n");
+    fails_with(&lm("score", &[]), &["in.jsonl:1", "continuations"]);
 }

@@ -1,37 +1,22 @@
 //! Every reader on mangled input: valid files with random bytes flipped, inserted, deleted or
 //! cut, and pure noise. Each must end in an error or in tables that load, never in a panic.
-//! Seeded, so a failure repeats; `SIMFORGE_FUZZ_CASES` runs more cases than CI's default.
+//! Seeded, so a failure repeats.
 
 use simforge_data::prep::{prep, PrepConfig};
 use simforge_data::rng::Rng;
 use simforge_data::sources::Format;
 use simforge_data::tables::Dataset;
 
-fn cases() -> usize {
-    std::env::var("SIMFORGE_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(60)
-}
+#[path = "support/mangle.rs"]
+mod support;
+use support::{cases, mangle};
 
-/// `valid` with a few random edits: byte flips, inserted bytes (often separators and digits),
-/// deleted spans, a cut end, or (one case in eight) random bytes only.
-fn mangle(valid: &[u8], rng: &mut Rng) -> Vec<u8> {
-    const SPICE: &[u8] = b"\t\n:|,{}\"-.e9 \x00\xff\xe9";
+/// Noise (one case in eight) or `valid` mangled.
+fn noise_or_mangled(valid: &[u8], rng: &mut Rng) -> Vec<u8> {
     if rng.chance(0.125) {
         return (0..rng.below(400)).map(|_| rng.below(256) as u8).collect();
     }
-    let mut bytes = valid.to_vec();
-    for _ in 0..1 + rng.below(6) {
-        if bytes.is_empty() {
-            break;
-        }
-        let at = rng.below(bytes.len());
-        match rng.below(4) {
-            0 => bytes[at] = rng.below(256) as u8,
-            1 => bytes.insert(at, SPICE[rng.below(SPICE.len())]),
-            2 => drop(bytes.drain(at..(at + rng.below(20)).min(bytes.len()))),
-            _ => bytes.truncate(at),
-        }
-    }
-    bytes
+    mangle(valid, rng)
 }
 
 /// Runs `prep` on `files` (written into a fresh folder), strict and skipping, and checks that a
@@ -58,7 +43,7 @@ fn fuzz(format: Format, valid: &[(&str, &[u8])], input_file: Option<&str>) {
         // One file mangled per case; the others stay valid so the reader gets past them.
         let victim = rng.below(valid.len());
         let files: Vec<(&str, Vec<u8>)> =
-            valid.iter().enumerate().map(|(i, (name, bytes))| (*name, if i == victim { mangle(bytes, &mut rng) } else { bytes.to_vec() })).collect();
+            valid.iter().enumerate().map(|(i, (name, bytes))| (*name, if i == victim { noise_or_mangled(bytes, &mut rng) } else { bytes.to_vec() })).collect();
         survives(format, &files, input_file);
     }
 }

@@ -1,6 +1,5 @@
 //! Model folders with mangled `config.json` and `model.safetensors`: loading ends in an error
-//! or in a model whose logits are finite, never in a panic or an abort. Seeded;
-//! `SIMFORGE_FUZZ_CASES` runs more cases than CI's default.
+//! or in a model whose logits are finite, never in a panic or an abort. Seeded.
 
 use std::path::Path;
 
@@ -9,28 +8,9 @@ use simforge_data::rng::Rng;
 use simforge_trainer::checkpoint::load_qwen3;
 use simforge_trainer::models::qwen3::Batch;
 
-fn cases() -> usize {
-    std::env::var("SIMFORGE_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(60)
-}
-
-/// `valid` with a few random byte flips, inserted digits or separators, deleted spans, or a cut.
-fn mangle(valid: &[u8], rng: &mut Rng) -> Vec<u8> {
-    const SPICE: &[u8] = b"0123456789-.e\",:{}[] \x00\xff";
-    let mut bytes = valid.to_vec();
-    for _ in 0..1 + rng.below(4) {
-        if bytes.is_empty() {
-            break;
-        }
-        let at = rng.below(bytes.len());
-        match rng.below(4) {
-            0 => bytes[at] = rng.below(256) as u8,
-            1 => bytes.insert(at, SPICE[rng.below(SPICE.len())]),
-            2 => drop(bytes.drain(at..(at + rng.below(12)).min(bytes.len()))),
-            _ => bytes.truncate(at),
-        }
-    }
-    bytes
-}
+#[path = "../../data-prep/tests/support/mangle.rs"]
+mod support;
+use support::{cases, mangle};
 
 /// True when the folder loaded (and then gave finite logits).
 fn loads_or_fails(dir: &Path, device: &Device) -> bool {
