@@ -10,7 +10,7 @@ use serde_json::Value;
 use simforge_data::parquet_io::Table;
 
 mod common;
-use common::{model_with_tokenizer, ok_json, s, simforge};
+use common::{http, model_with_tokenizer, ok_json, s, simforge, start_serve};
 
 fn shared(dataset: &str) -> Option<PathBuf> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets").join(dataset);
@@ -624,33 +624,11 @@ fn hub_ids_download_into_the_hf_cache_and_load_offline() {
 }
 
 /// One HTTP/1.1 exchange over a fresh connection: the status and the body.
-fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, Value) {
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("receive");
-    let (head, body) = response.split_once("\r\n\r\n").expect("a head and a body");
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status");
-    (status, serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}")))
-}
-
 #[test]
 fn serve_answers_openai_chat_completions_with_logprobs() {
     let model = model_with_tokenizer("qwen3-tied");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_simforge"))
-        .args(["serve", "--model", s(model.path()), "--served-model-name", "sim", "--port", "0"])
-        .env("SIMFORGE_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("start serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("the address line");
-    let addr = line.trim().rsplit("http://").next().and_then(|a| a.strip_suffix("/v1")).unwrap_or_else(|| panic!("{line}")).to_owned();
+    let server = start_serve(model.path(), &[]);
+    let addr = server.addr.clone();
 
     let (status, models) = http(&addr, "GET", "/v1/models", "");
     assert_eq!((status, models["data"][0]["id"].as_str()), (200, Some("sim")), "{models}");
@@ -685,6 +663,4 @@ fn serve_answers_openai_chat_completions_with_logprobs() {
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("receive");
     assert!(response.starts_with("HTTP/1.1 413"), "{}", &response[..response.len().min(200)]);
-    child.kill().expect("stop serve");
-    child.wait().expect("wait");
 }

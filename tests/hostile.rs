@@ -9,7 +9,7 @@ use std::process::Command;
 use simforge_data::parquet_io::{self as pq, Table};
 
 mod common;
-use common::{fails_with, model_with_tokenizer, ok_json, s, simforge};
+use common::{fails_with, http, model_with_tokenizer, ok_json, s, simforge, start_serve};
 
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     let path = dir.join(name);
@@ -351,4 +351,39 @@ fn lm_requests_that_would_panic_or_hang_are_refused_or_bounded() {
     assert!(samples["samples"][0]["ids"].as_array().is_some_and(|ids| ids.len() <= 253), "{samples}");
     write(dir.path(), "in.jsonl", "{\"ids\": [1, 2, 3], \"continuations\": []}\n");
     fails_with(&lm("score", &[]), &["in.jsonl:1", "continuations"]);
+}
+
+#[test]
+fn serve_keeps_answering_beside_a_long_request_and_ends_each_at_its_deadline() {
+    let model = model_with_tokenizer("qwen3-tied");
+    let chat = |n: u32, max_tokens: u32| {
+        serde_json::json!({"model": "sim", "messages": [{"role": "user", "content": "A B C"}], "n": n, "max_tokens": max_tokens, "seed": 1}).to_string()
+    };
+    // Two workers: a short request is answered while a long one (64 × 240 tokens) runs.
+    let server = start_serve(model.path(), &["--workers", "2"]);
+    let addr = server.addr.clone();
+    let long_started = std::time::Instant::now();
+    let long = {
+        let (addr, body) = (addr.clone(), chat(64, 240));
+        std::thread::spawn(move || http(&addr, "POST", "/v1/chat/completions", &body))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let short_started = std::time::Instant::now();
+    let (status, short) = http(&addr, "POST", "/v1/chat/completions", &chat(1, 1));
+    let short_took = short_started.elapsed();
+    assert_eq!(status, 200, "{short}");
+    let (status, long_answer) = long.join().expect("long request");
+    let long_took = long_started.elapsed();
+    assert_eq!(status, 200, "{long_answer}");
+    // Behind one worker the short request would wait out most of the long one.
+    assert!(short_took * 3 < long_took, "the short request took {short_took:?} beside a long one of {long_took:?}");
+    drop(server);
+
+    // A deadline of 1 ms cuts 4 × 200 tokens short, as "length".
+    let server = start_serve(model.path(), &["--request-timeout", "0.001"]);
+    let (status, cut) = http(&server.addr, "POST", "/v1/chat/completions", &chat(4, 200));
+    assert_eq!(status, 200, "{cut}");
+    assert!(cut["usage"]["completion_tokens"].as_u64().is_some_and(|t| t < 800), "{cut}");
+    assert!(cut["choices"].as_array().is_some_and(|c| c.iter().all(|c| c["finish_reason"] == "length")), "{cut}");
+    fails_with(&["serve", "--model", s(model.path()), "--port", "0", "--workers", "0"], &["workers"]);
 }

@@ -147,7 +147,7 @@ fn diagnostic_model(dir: &Path, defects_file: &Path, steps: usize) -> PathBuf {
 
 /// `simforge serve`'s server with `model` as "tiny", on a free port; its base URL.
 fn start_server(model: &Path) -> String {
-    let served = simforge_trainer::openai::server::ServedModel::load(model, Some("tiny".into()), &device()).expect("load");
+    let served = simforge_trainer::openai::server::ServedModel::load(model, Some("tiny".into()), &Default::default(), &device()).expect("load");
     simforge_trainer::openai::server::spawn(served).expect("serve") + "/v1"
 }
 

@@ -6,7 +6,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tiny_http::{Header, Method, Request, Response};
 
 use super::{
@@ -23,9 +23,39 @@ const MAX_SAMPLES: usize = 64;
 const DEFAULT_MAX_TOKENS: usize = 512;
 /// A request body larger than this is refused before it is parsed or tokenised.
 const MAX_BODY_BYTES: u64 = 8 << 20;
-/// Tokens one request may ask to generate (`n` × `max_tokens`): the server answers one request
-/// at a time, so one request must not hold it for minutes.
+/// Tokens one request may ask to generate (`n` × `max_tokens`), so that one request cannot
+/// hold a worker for long even before its deadline.
 const MAX_REQUEST_TOKENS: usize = 1 << 16;
+
+/// How the server shares itself between requests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    /// Requests answered at once (each on its own thread), so a long request does not make
+    /// the others wait for it.
+    pub workers: usize,
+    /// Seconds a request may generate; at the deadline its completions end with
+    /// `finish_reason: "length"`.
+    pub request_timeout: f64,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self { workers: 4, request_timeout: 300.0 }
+    }
+}
+
+impl ServeConfig {
+    pub fn problem(&self) -> Option<String> {
+        if self.workers == 0 || !(self.request_timeout > 0.0 && self.request_timeout.is_finite()) {
+            return Some(format!(
+                "workers must be at least 1 and request_timeout a positive number of seconds, found {} and {}",
+                self.workers, self.request_timeout
+            ));
+        }
+        None
+    }
+}
 
 /// The model a server answers with.
 pub struct ServedModel {
@@ -34,14 +64,18 @@ pub struct ServedModel {
     pub lm: LanguageModel,
     pub tokenizer: Tokenizer,
     eos: Vec<u32>,
+    config: ServeConfig,
 }
 
 impl ServedModel {
-    pub fn load(dir: &Path, name: Option<String>, device: &burn::tensor::Device) -> Result<Self> {
+    pub fn load(dir: &Path, name: Option<String>, config: &ServeConfig, device: &burn::tensor::Device) -> Result<Self> {
+        if let Some(problem) = config.problem() {
+            return Err(TrainerError::settings("serve settings", problem));
+        }
         let tokenizer = Tokenizer::from_file(&dir.join("tokenizer.json"))?;
         let eos = tokenizer.turn_end_ids();
         let name = name.unwrap_or_else(|| dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned()));
-        Ok(Self { name, lm: LanguageModel::load(dir, device)?, tokenizer, eos })
+        Ok(Self { name, lm: LanguageModel::load(dir, device)?, tokenizer, eos, config: config.clone() })
     }
 
     /// The prompt text of a request: a new assistant turn, or the continuation of the last
@@ -82,7 +116,8 @@ impl ServedModel {
         }
         let options =
             SamplingOptions { max_new_tokens: max_tokens, temperature, top_p, samples, seed: request.seed.unwrap_or(fallback_seed), eos: self.eos.clone() };
-        let generated = self.lm.generate(std::slice::from_ref(&prompt), &options, &|_| false).pop().unwrap_or_default();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(self.config.request_timeout);
+        let generated = self.lm.generate(std::slice::from_ref(&prompt), &options, &|_| std::time::Instant::now() > deadline).pop().unwrap_or_default();
         let mut choices = Vec::with_capacity(samples);
         let mut completion_tokens = 0;
         for (index, mut tokens) in generated.into_iter().enumerate() {
@@ -134,7 +169,7 @@ pub fn bind(addr: &str) -> Result<tiny_http::Server> {
     tiny_http::Server::http(addr).map_err(|e| TrainerError::endpoint(addr, format!("cannot listen: {e}")))
 }
 
-/// Serves `model` from a background thread on a free port of 127.0.0.1, for programs and tests
+/// Serves `model` from background threads on a free port of 127.0.0.1, for programs and tests
 /// that need a real endpoint beside them; returns its address, `http://127.0.0.1:PORT`.
 pub fn spawn(model: ServedModel) -> Result<String> {
     let http = bind("127.0.0.1:0")?;
@@ -143,16 +178,23 @@ pub fn spawn(model: ServedModel) -> Result<String> {
     Ok(format!("http://{addr}"))
 }
 
-/// Answers requests until the server is unblocked (`tiny_http::Server::unblock`).
+/// Answers requests on the model's `workers` threads until the server is unblocked
+/// (`tiny_http::Server::unblock`).
 pub fn serve(http: &tiny_http::Server, model: &ServedModel) {
-    let mut served = 0u64;
-    for request in http.incoming_requests() {
-        served += 1;
-        let started = std::time::Instant::now();
-        let (method, url) = (request.method().clone(), request.url().to_owned());
-        let status = answer(request, model, served);
-        tracing::info!("{method} {url} -> {status} in {:.2} s", started.elapsed().as_secs_f64());
-    }
+    let served = std::sync::atomic::AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..model.config.workers.max(1) {
+            scope.spawn(|| {
+                for request in http.incoming_requests() {
+                    let number = served.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    let started = std::time::Instant::now();
+                    let (method, url) = (request.method().clone(), request.url().to_owned());
+                    let status = answer(request, model, number);
+                    tracing::info!("{method} {url} -> {status} in {:.2} s", started.elapsed().as_secs_f64());
+                }
+            });
+        }
+    });
 }
 
 fn answer(mut request: Request, model: &ServedModel, served: u64) -> u16 {
