@@ -387,3 +387,25 @@ fn serve_keeps_answering_beside_a_long_request_and_ends_each_at_its_deadline() {
     assert!(cut["choices"].as_array().is_some_and(|c| c.iter().all(|c| c["finish_reason"] == "length")), "{cut}");
     fails_with(&["serve", "--model", s(model.path()), "--port", "0", "--workers", "0"], &["workers"]);
 }
+
+#[path = "../data-prep/tests/support/mangle.rs"]
+mod support;
+
+#[test]
+fn mangled_recipes_plan_or_fail_with_a_message() {
+    let quickstart = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/quickstart.toml")).expect("recipe");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("recipe.toml");
+    let mut rng = simforge_data::rng::Rng::stream(7, "fuzz-recipe", 0);
+    let options = simforge::pipeline::PlanOptions { out: Some(dir.path().join("runs")), offline: true };
+    let mut planned = 0;
+    for _ in 0..support::cases() {
+        std::fs::write(&path, support::mangle(&quickstart, &mut rng)).expect("write");
+        match simforge::pipeline::Recipe::load(&path, &[]).and_then(|recipe| recipe.plan(&path, &options)) {
+            Ok(_) => planned += 1,
+            Err(e) => assert!(e.to_string().contains("recipe.toml"), "the error names the recipe: {e}"),
+        }
+    }
+    assert!(!dir.path().join("runs").exists(), "planning writes nothing");
+    eprintln!("{planned} of {} mangled recipes planned", support::cases());
+}

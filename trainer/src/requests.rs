@@ -56,8 +56,9 @@ impl RequestFile {
         let tokenizer = if tokenizer_path.is_file() { Some(Tokenizer::from_file(&tokenizer_path)?) } else { None };
         let file = std::fs::File::open(input).map_err(|e| TrainerError::io(input, e))?;
         let mut requests = Vec::new();
-        for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
+        for (n, line) in std::io::BufReader::new(file).split(b'\n').enumerate() {
             let line = line.map_err(|e| TrainerError::io(input, e))?;
+            let line = String::from_utf8(line).map_err(|e| at(input, n + 1, "UTF-8 text", e.to_string()))?;
             if line.trim().is_empty() {
                 continue;
             }

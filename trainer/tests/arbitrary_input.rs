@@ -45,3 +45,53 @@ fn mangled_model_folders_load_or_fail_cleanly() {
     }
     eprintln!("{loaded} of {} mangled folders loaded", cases());
 }
+
+/// A copy of the fixture with a word-level tokenizer (letters A–Z are tokens), so text prompts run.
+fn model_with_tokenizer() -> tempfile::TempDir {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/qwen3-tied");
+    let dir = tempfile::tempdir().expect("tempdir");
+    for file in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixture.join(file), dir.path().join(file)).expect("copy");
+    }
+    let vocab: serde_json::Map<String, serde_json::Value> =
+        std::iter::once(("[UNK]".to_string(), 0.into())).chain((0..26u8).map(|i| (char::from(b'A' + i).to_string(), (10 + u32::from(i)).into()))).collect();
+    let tokenizer = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [], "normalizer": null,
+        "pre_tokenizer": { "type": "Whitespace" }, "post_processor": null, "decoder": null,
+        "model": { "type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]" }
+    });
+    std::fs::write(dir.path().join("tokenizer.json"), tokenizer.to_string()).expect("tokenizer");
+    dir
+}
+
+#[test]
+fn mangled_lm_requests_and_chat_bodies_are_answered_or_refused() {
+    let model = model_with_tokenizer();
+    let device = Device::flex();
+    let requests: &[u8] =
+        b"{\"ids\": [1, 2, 3]}\n{\"prompt\": \"A B C\", \"continuations\": [\"D\"]}\n{\"messages\": [{\"role\": \"user\", \"content\": \"A\"}]}\n";
+    let chat: &[u8] = br#"{"model": "sim", "messages": [{"role": "user", "content": "A B"}], "max_tokens": 3, "n": 2, "seed": 1, "logprobs": true, "top_logprobs": 2, "temperature": 0.5}"#;
+    let served = simforge_trainer::openai::server::ServedModel::load(model.path(), Some("sim".into()), &Default::default(), &device).expect("serve");
+    let options = simforge_trainer::inference::SamplingOptions { max_new_tokens: 3, ..Default::default() };
+    let mut rng = Rng::stream(7, "fuzz-requests", 0);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut answered = [0usize; 3];
+    for _ in 0..cases() {
+        let input = dir.path().join("in.jsonl");
+        std::fs::write(&input, mangle(requests, &mut rng)).expect("write");
+        match simforge_trainer::requests::RequestFile::open(model.path(), &input, &device) {
+            Ok(file) => {
+                answered[0] += usize::from(file.score(2).is_ok());
+                answered[1] += usize::from(file.generate(&options, &[], 2).is_ok());
+            }
+            Err(e) => assert!(e.to_string().contains("in.jsonl:"), "the error names the line: {e}"),
+        }
+        let body = mangle(chat, &mut rng);
+        if let Ok(request) = serde_json::from_slice::<simforge_trainer::openai::ChatRequest>(&body) {
+            answered[2] += usize::from(served.complete(&request, 1).is_ok());
+        }
+    }
+    // The mutations leave some inputs valid; those must be answered.
+    eprintln!("answered (score, generate, chat) {answered:?} of {}", cases());
+    assert!(answered.iter().all(|&n| n > 0), "{answered:?}");
+}
