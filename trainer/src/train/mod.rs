@@ -438,9 +438,9 @@ pub fn latest_checkpoint(out: &Path) -> Result<Option<(usize, PathBuf)>> {
 }
 
 /// Creates `out` and returns the checkpoint to resume from. A fresh run owns the folder: an
-/// earlier run's checkpoints go, or a later `--resume` would continue that run instead.
-/// Creates `out`; a fresh run clears its old checkpoints, unless one of them holds an input
-/// (`--model out/checkpoint-20 --out out`): that is refused, never deleted.
+/// earlier run's checkpoints go, or a later `--resume` would continue that run instead; but
+/// one that holds an input of this run (`--model out/checkpoint-20 --out out`) is refused,
+/// never deleted.
 pub(crate) fn prepare_output(out: &Path, resume: bool, inputs: &[&Path]) -> Result<Option<(usize, PathBuf)>> {
     std::fs::create_dir_all(out).map_err(|e| TrainerError::io(out, e))?;
     if resume {
