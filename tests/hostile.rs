@@ -409,3 +409,19 @@ fn mangled_recipes_plan_or_fail_with_a_message() {
     assert!(!dir.path().join("runs").exists(), "planning writes nothing");
     eprintln!("{planned} of {} mangled recipes planned", support::cases());
 }
+
+#[test]
+fn a_recipe_input_with_a_link_loop_is_read_without_following_the_loop() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("data");
+    std::fs::create_dir(&input).expect("mkdir");
+    write(&input, "u.data", "1\t1\t5\t881250949\n");
+    std::os::unix::fs::symlink(&input, input.join("again")).expect("symlink");
+    let recipe = write(dir.path(), "loop.toml", "[run]\nname = \"loop\"\n[prep]\ninput = \"data\"\n");
+    let runs = dir.path().join("runs");
+    // The loop is not followed; the stage runs on the one real file.
+    let summary = ok_json(&["run", s(&recipe), "--out", s(&runs)]);
+    assert!(summary["stages"]["prep"]["seconds"].is_number(), "{summary}");
+    let manifest = std::fs::read_to_string(runs.join("loop/prep/manifest.json")).expect("manifest");
+    assert!(manifest.contains("u.data") && !manifest.contains("again"), "{manifest}");
+}

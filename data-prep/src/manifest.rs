@@ -49,15 +49,27 @@ pub fn digest(paths: &[PathBuf]) -> Result<Vec<FileDigest>> {
     files.into_iter().map(|f| Ok(FileDigest { sha256: sha256_file(&f)?, path: f.display().to_string() })).collect()
 }
 
+/// The most files a stage's inputs may hold: a recipe's `prep.input` pointed at a home folder
+/// would otherwise be hashed in full before anything is read.
+const MAX_INPUT_FILES: usize = 100_000;
+
+/// The files under `path`. Symbolic links inside a folder are followed to files, never to
+/// folders, so a link loop cannot recurse for ever.
 fn collect(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     if path.is_dir() {
         for entry in fs::read_dir(path).map_err(|e| DataError::io(path, e))? {
             let entry = entry.map_err(|e| DataError::io(path, e))?;
-            collect(&entry.path(), out)?;
+            let linked_folder = entry.file_type().is_ok_and(|t| t.is_symlink()) && entry.path().is_dir();
+            if !linked_folder {
+                collect(&entry.path(), out)?;
+            }
         }
     } else if path.is_file() {
         if path.file_name().is_some_and(|n| n != MANIFEST_FILE) {
             out.push(path.to_path_buf());
+        }
+        if out.len() > MAX_INPUT_FILES {
+            return Err(DataError::invalid(path, format!("a stage's inputs hold more than {MAX_INPUT_FILES} files; point it at the dataset's own folder")));
         }
     } else {
         return Err(DataError::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "stage input is missing")));
