@@ -623,7 +623,6 @@ fn hub_ids_download_into_the_hf_cache_and_load_offline() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("not in the Hugging Face cache"), "{}", String::from_utf8_lossy(&missing.stderr));
 }
 
-/// One HTTP/1.1 exchange over a fresh connection: the status and the body.
 #[test]
 fn serve_answers_openai_chat_completions_with_logprobs() {
     let model = model_with_tokenizer("qwen3-tied");

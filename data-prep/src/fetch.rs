@@ -209,6 +209,10 @@ pub fn unzip(archive: &Path, out: &Path) -> Result<PathBuf> {
     let single_top = single_top.cloned();
     // Unpacked beside its destination and moved in only when complete: a broken or hostile
     // archive leaves nothing half-written (the staging folder goes when dropped).
+    // (One a killed fetch left behind goes first.)
+    for stale in fs::read_dir(out).map_err(|e| DataError::io(out, e))?.flatten().filter(|e| e.file_name().to_string_lossy().starts_with(".unpack-")) {
+        fs::remove_dir_all(stale.path()).map_err(|e| DataError::io(stale.path(), e))?;
+    }
     let staging = tempfile::Builder::new().prefix(".unpack-").tempdir_in(out).map_err(|e| DataError::io(out, e))?;
     zip.extract(staging.path()).map_err(|e| DataError::invalid(archive, format!("cannot unpack: {e}")))?;
     for entry in fs::read_dir(staging.path()).map_err(|e| DataError::io(staging.path(), e))? {

@@ -41,35 +41,35 @@ pub enum StageOutcome {
 /// Every file under `paths` (files, or folders walked recursively) with its sha256, sorted by
 /// path; manifests themselves are left out.
 pub fn digest(paths: &[PathBuf]) -> Result<Vec<FileDigest>> {
-    let mut files = Vec::new();
+    let (mut files, mut seen) = (Vec::new(), std::collections::HashSet::new());
     for p in paths {
-        collect(p, &mut files)?;
+        collect(p, &mut files, &mut seen)?;
     }
     files.sort();
     files.into_iter().map(|f| Ok(FileDigest { sha256: sha256_file(&f)?, path: f.display().to_string() })).collect()
 }
 
-/// The most files a stage's inputs may hold: a recipe's `prep.input` pointed at a home folder
+/// The most files a stage may read or write: a recipe's `prep.input` pointed at a home folder
 /// would otherwise be hashed in full before anything is read.
-const MAX_INPUT_FILES: usize = 100_000;
+const MAX_STAGE_FILES: usize = 100_000;
 
-/// The files under `path`. Symbolic links inside a folder are followed to files, never to
-/// folders, so a link loop cannot recurse for ever.
-fn collect(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+/// The files under `path`. Each folder is walked once (`seen` holds the canonical ones), so a
+/// symbolic-link loop cannot recurse for ever.
+fn collect(path: &Path, out: &mut Vec<PathBuf>, seen: &mut std::collections::HashSet<PathBuf>) -> Result<()> {
     if path.is_dir() {
+        if !seen.insert(path.canonicalize().map_err(|e| DataError::io(path, e))?) {
+            return Ok(());
+        }
         for entry in fs::read_dir(path).map_err(|e| DataError::io(path, e))? {
             let entry = entry.map_err(|e| DataError::io(path, e))?;
-            let linked_folder = entry.file_type().is_ok_and(|t| t.is_symlink()) && entry.path().is_dir();
-            if !linked_folder {
-                collect(&entry.path(), out)?;
-            }
+            collect(&entry.path(), out, seen)?;
         }
     } else if path.is_file() {
         if path.file_name().is_some_and(|n| n != MANIFEST_FILE) {
             out.push(path.to_path_buf());
         }
-        if out.len() > MAX_INPUT_FILES {
-            return Err(DataError::invalid(path, format!("a stage's inputs hold more than {MAX_INPUT_FILES} files; point it at the dataset's own folder")));
+        if out.len() > MAX_STAGE_FILES {
+            return Err(DataError::invalid(path, format!("a stage's folders hold more than {MAX_STAGE_FILES} files; point it at the dataset's own folder")));
         }
     } else {
         return Err(DataError::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "stage input is missing")));

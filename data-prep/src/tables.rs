@@ -221,10 +221,11 @@ impl Dataset {
         } else {
             None
         };
-        let (interactions, impressions) = sorted_by_user_and_time(interactions, impressions);
         let dataset = Self { users, items, interactions, impressions, stats };
+        // Checked before sorting, so an error names the record's row in the file.
         dataset.check(dir)?;
-        Ok(dataset)
+        let (interactions, impressions) = sorted_by_user_and_time(dataset.interactions, dataset.impressions);
+        Ok(Self { interactions, impressions, ..dataset })
     }
 
     /// Ids in the interactions must point into the user and item tables.

@@ -23,10 +23,12 @@ fn noise_or_mangled(valid: &[u8], rng: &mut Rng) -> Vec<u8> {
 /// success loads back.
 fn survives(format: Format, files: &[(&str, Vec<u8>)], input_file: Option<&str>) {
     let dir = tempfile::tempdir().expect("tempdir");
+    let source = dir.path().join("source");
+    std::fs::create_dir(&source).expect("mkdir");
     for (name, bytes) in files {
-        std::fs::write(dir.path().join(name), bytes).expect("write");
+        std::fs::write(source.join(name), bytes).expect("write");
     }
-    let input = input_file.map_or_else(|| dir.path().to_path_buf(), |f| dir.path().join(f));
+    let input = input_file.map_or_else(|| source.clone(), |f| source.join(f));
     for skip_invalid in [false, true] {
         let out = dir.path().join(format!("out-{skip_invalid}"));
         let config = PrepConfig { format: Some(format), input: Some(input.clone()), skip_invalid, ..PrepConfig::default() };

@@ -21,14 +21,6 @@ pub fn resolve(model: &Path, offline: bool) -> Result<PathBuf> {
     let text = model.to_string_lossy();
     let (id, revision) = text.split_once('@').unwrap_or((&text, "main"));
     let looks_like_id = id.split('/').count() == 2 && !id.starts_with(['.', '/']) && id.split('/').all(|p| !p.is_empty());
-    // `runs/tiny` beside a `runs/` folder is a mistyped path, not a model to download.
-    let local_parent = id.split('/').next().is_some_and(|owner| Path::new(owner).is_dir());
-    if looks_like_id && local_parent {
-        return Err(TrainerError::io(
-            model,
-            std::io::Error::new(std::io::ErrorKind::NotFound, "no such model folder (its parent folder exists, so it is not read as a hub id)"),
-        ));
-    }
     if !looks_like_id {
         return Err(TrainerError::io(model, std::io::Error::new(std::io::ErrorKind::NotFound, "no such model folder (nor a hub id like Qwen/Qwen3-0.6B)")));
     }
@@ -38,6 +30,14 @@ pub fn resolve(model: &Path, offline: bool) -> Result<PathBuf> {
         if offline || snapshot.join("config.json").is_file() && crate::checkpoint::has_full_weights(&snapshot) {
             return Ok(snapshot);
         }
+    }
+    // `runs/tiny` beside a `runs/` folder, and not in the cache, is a mistyped path, not a
+    // model to download.
+    if id.split('/').next().is_some_and(|owner| Path::new(owner).is_dir()) {
+        return Err(TrainerError::io(
+            model,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such model folder (its parent folder exists, so it is not read as a hub id)"),
+        ));
     }
     if offline {
         return Err(TrainerError::settings(

@@ -103,10 +103,10 @@ impl RequestFile {
         for (chunk_index, chunk) in self.requests.chunks(batch_size.max(1)).enumerate() {
             let prompts = chunk.iter().map(|(line, r)| self.prompt_ids(*line, r)).collect::<Result<Vec<_>>>()?;
             // No sample runs past the positions the model has.
-            let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
+            let (longest_at, longest) = prompts.iter().map(Vec::len).enumerate().max_by_key(|&(_, n)| n).unwrap_or((0, 0));
             let room = self.lm.config.max_position_embeddings.saturating_sub(longest);
             if room == 0 {
-                return Err(at(&self.input, chunk[0].0, "a prompt shorter than the model's context", format!("{longest} tokens in this batch")));
+                return Err(at(&self.input, chunk[longest_at].0, "a prompt shorter than the model's context", format!("{longest} tokens")));
             }
             let max_new_tokens = options.max_new_tokens.min(room);
             let batch_options = SamplingOptions { seed: options.seed.wrapping_add(chunk_index as u64), max_new_tokens, ..options.clone() };

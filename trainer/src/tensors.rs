@@ -68,7 +68,6 @@ pub fn load_parameter_tensors<M: Module>(model: M, mut tensors: HostTensors, fil
     map_parameters(model, |name, dims| take(&mut tensors, name, dims, file).map(Some))
 }
 
-/// Takes tensor `name` out of `tensors` (read from `file`), checking it has `shape`.
 /// A name that stays inside the folder it is joined to: one normal path component (no `/`,
 /// `..`, root or drive).
 pub fn is_plain_file_name(name: &str) -> bool {
@@ -76,6 +75,8 @@ pub fn is_plain_file_name(name: &str) -> bool {
     matches!((parts.next(), parts.next()), (Some(std::path::Component::Normal(_)), None)) && !name.contains(['/', '\\'])
 }
 
+/// Takes tensor `name` out of `tensors` (read from `file`), checking it has `shape` and finite
+/// values.
 pub fn take(tensors: &mut HostTensors, name: &str, shape: &[usize], file: &Path) -> Result<Vec<f32>> {
     let (values, found) = tensors.remove(name).ok_or_else(|| TrainerError::MissingTensor { path: file.to_path_buf(), name: name.into() })?;
     if found != shape {

@@ -111,12 +111,12 @@ fn read_reviews(data: &mut SourceData, path: &Path, options: ReadOptions) -> Res
             lines.bad("a `reviewerID` (2018) or `user_id` (2023) field", text(bytes))?;
             continue;
         };
-        let Some(asin) = review.parent_asin.as_deref().or(review.asin.as_deref()).filter(|a| is_id(a)) else {
+        let Some(asin) = review.parent_asin.as_deref().filter(|a| is_id(a)).or(review.asin.as_deref().filter(|a| is_id(a))) else {
             lines.bad("an `asin` or `parent_asin` field", text(bytes))?;
             continue;
         };
         if review.rating.is_some_and(|r| !STAR_SCALE.contains(&r)) {
-            lines.bad("an `overall` (2018) or `rating` (2023) between 1 and 5 stars", text(bytes))?;
+            lines.bad("an `overall` (2018) or `rating` (2023) between 0 and 5 stars", text(bytes))?;
             continue;
         }
         let timestamp = match (review.unix_review_time, review.timestamp) {

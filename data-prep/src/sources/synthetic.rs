@@ -138,8 +138,11 @@ impl WorldConfig {
             return fail("interactions per user must be between 4 and half the items");
         }
         // The world is built in memory (about 100 bytes per interaction with its exposure list).
-        if self.items > MAX_ITEMS || (self.users as u64).saturating_mul(per_user) > MAX_INTERACTIONS {
-            return fail(&format!("a world holds at most {MAX_ITEMS} items and {MAX_INTERACTIONS} interactions"));
+        if self.items > MAX_ITEMS {
+            return fail(&format!("a world holds at most {MAX_ITEMS} items"));
+        }
+        if (self.users as u64).saturating_mul(per_user) > MAX_INTERACTIONS {
+            return fail(&format!("a world holds at most {MAX_INTERACTIONS} interactions"));
         }
         // A user's history spans at most 180 days of start offset plus about 4 days per choice.
         let span = (180 + 5 * per_user as i64) * 86_400;

@@ -6,7 +6,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tiny_http::{Header, Method, Request, Response};
 
 use super::{
@@ -26,10 +26,11 @@ const MAX_BODY_BYTES: u64 = 8 << 20;
 /// Tokens one request may ask to generate (`n` × `max_tokens`), so that one request cannot
 /// hold a worker for long even before its deadline.
 const MAX_REQUEST_TOKENS: usize = 1 << 16;
+/// The longest `request_timeout`: a day.
+const MAX_REQUEST_SECONDS: f64 = 86_400.0;
 
 /// How the server shares itself between requests.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServeConfig {
     /// Requests answered at once (each on its own thread), so a long request does not make
     /// the others wait for it.
@@ -47,9 +48,9 @@ impl Default for ServeConfig {
 
 impl ServeConfig {
     pub fn problem(&self) -> Option<String> {
-        if self.workers == 0 || !(self.request_timeout > 0.0 && self.request_timeout.is_finite()) {
+        if self.workers == 0 || !(self.request_timeout > 0.0 && self.request_timeout <= MAX_REQUEST_SECONDS) {
             return Some(format!(
-                "workers must be at least 1 and request_timeout a positive number of seconds, found {} and {}",
+                "workers must be at least 1 and request_timeout between 0 and {MAX_REQUEST_SECONDS} seconds, found {} and {}",
                 self.workers, self.request_timeout
             ));
         }
@@ -178,8 +179,9 @@ pub fn spawn(model: ServedModel) -> Result<String> {
     Ok(format!("http://{addr}"))
 }
 
-/// Answers requests on the model's `workers` threads until the server is unblocked
-/// (`tiny_http::Server::unblock`).
+/// Answers requests on the model's `workers` threads until each of them is unblocked
+/// (`tiny_http::Server::unblock` once per worker). A request whose answer panics gets tiny_http's
+/// 500 and its worker goes on.
 pub fn serve(http: &tiny_http::Server, model: &ServedModel) {
     let served = std::sync::atomic::AtomicU64::new(0);
     std::thread::scope(|scope| {
@@ -189,8 +191,10 @@ pub fn serve(http: &tiny_http::Server, model: &ServedModel) {
                     let number = served.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                     let started = std::time::Instant::now();
                     let (method, url) = (request.method().clone(), request.url().to_owned());
-                    let status = answer(request, model, number);
-                    tracing::info!("{method} {url} -> {status} in {:.2} s", started.elapsed().as_secs_f64());
+                    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| answer(request, model, number))) {
+                        Ok(status) => tracing::info!("{method} {url} -> {status} in {:.2} s", started.elapsed().as_secs_f64()),
+                        Err(_) => tracing::error!("{method} {url}: answering panicked; the request got a 500"),
+                    }
                 }
             });
         }
@@ -206,11 +210,11 @@ fn answer(mut request: Request, model: &ServedModel, served: u64) -> u16 {
         }
         (Method::Get, "/health") => (200, "{}".into()),
         (Method::Post, "/v1/chat/completions") => {
-            let mut body = String::new();
-            match request.as_reader().take(MAX_BODY_BYTES + 1).read_to_string(&mut body) {
+            let mut body = Vec::new();
+            match request.as_reader().take(MAX_BODY_BYTES + 1).read_to_end(&mut body) {
                 Err(e) => error(400, &format!("unreadable request body: {e}")),
                 Ok(read) if read as u64 > MAX_BODY_BYTES => error(413, &format!("the request body is over {MAX_BODY_BYTES} bytes")),
-                Ok(_) => match serde_json::from_str::<ChatRequest>(&body) {
+                Ok(_) => match serde_json::from_slice::<ChatRequest>(&body) {
                     Err(e) => error(400, &format!("not a chat-completions request: {e}")),
                     Ok(chat) if chat.model != model.name => error(404, &format!("the model `{}` does not exist; this server has `{}`", chat.model, model.name)),
                     Ok(chat) => match model.complete(&chat, served) {

@@ -122,7 +122,10 @@ pub fn chat_records(table: &Table, path: &Path) -> Result<Vec<Vec<Message>>> {
         Ok(r) => r,
         Err(_) => match table.u32s("target_pos") {
             Ok(pos) => {
-                let choices = table.u32s("choice_cnt").unwrap_or_else(|_| vec![26; pos.len()]);
+                let choices = match table.u32s("choice_cnt") {
+                    Err(simforge_data::DataError::MissingColumn { .. }) => vec![26; pos.len()],
+                    other => other?,
+                };
                 if let Some(row) = pos.iter().zip(&choices).position(|(&p, &n)| p >= n.min(26)) {
                     return Err(TrainerError::record(path, row, format!("target_pos {} is not one of its {} lettered options", pos[row], choices[row])));
                 }

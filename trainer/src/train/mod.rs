@@ -438,29 +438,31 @@ pub fn latest_checkpoint(out: &Path) -> Result<Option<(usize, PathBuf)>> {
 }
 
 /// Creates `out` and returns the checkpoint to resume from. A fresh run owns the folder: an
-/// earlier run's checkpoints go, or a later `--resume` would continue that run instead; but
-/// one that holds an input of this run (`--model out/checkpoint-20 --out out`) is refused,
-/// never deleted.
+/// earlier run's checkpoints (and SASRec's `best/`) go, or a later `--resume` would continue that
+/// run instead; but when one of them, or the earlier final `model/`, holds an input of this run
+/// (`--model out/checkpoint-20 --out out`), the run is refused and nothing is deleted.
 pub(crate) fn prepare_output(out: &Path, resume: bool, inputs: &[&Path]) -> Result<Option<(usize, PathBuf)>> {
     std::fs::create_dir_all(out).map_err(|e| TrainerError::io(out, e))?;
     if resume {
         return latest_checkpoint(out);
     }
-    let old = checkpoints(out)?;
+    let mut earlier: Vec<PathBuf> = checkpoints(out)?.into_iter().map(|(_, dir)| dir).collect();
+    earlier.extend([out.join("best"), out.join(FINAL_MODEL)].into_iter().filter(|d| d.is_dir()));
     for input in inputs.iter().filter_map(|p| p.canonicalize().ok()) {
-        if let Some((_, dir)) = old.iter().find(|(_, dir)| dir.canonicalize().is_ok_and(|d| input.starts_with(d))) {
+        if let Some(dir) = earlier.iter().find(|dir| dir.canonicalize().is_ok_and(|d| input.starts_with(d))) {
             return Err(TrainerError::settings(
                 "--out",
                 format!(
-                    "{} holds {}, an input of this run, and a fresh run clears old checkpoints; choose another --out, or pass --resume",
+                    "{} holds {}, an input of this run, which a fresh run would replace; choose another --out, or pass --resume",
                     out.display(),
                     dir.display()
                 ),
             ));
         }
     }
-    for (_, dir) in old {
-        std::fs::remove_dir_all(&dir).map_err(|e| TrainerError::io(&dir, e))?;
+    // The final model stays until the new one replaces it, atomically.
+    for dir in earlier.iter().filter(|d| !d.ends_with(FINAL_MODEL)) {
+        std::fs::remove_dir_all(dir).map_err(|e| TrainerError::io(dir, e))?;
     }
     Ok(None)
 }
