@@ -61,41 +61,12 @@ fn synthetic_worlds_are_bounded_before_anything_is_allocated() {
 /// Rows of `interactions.parquet` (and the matching `impressions.parquet`) in reverse order,
 /// as another tool might write them.
 fn reverse_interactions(data: &Path) {
-    let path = data.join("interactions.parquet");
-    let t = Table::read(&path).expect("interactions");
-    let rev = |mut v: Vec<u32>| {
-        v.reverse();
-        v
-    };
-    let (mut times, mut ratings, mut reviews) = (t.i64s("timestamp").expect("t"), t.opt_f32s("rating").expect("r"), t.opt_strings("review").expect("r"));
-    times.reverse();
-    ratings.reverse();
-    reviews.reverse();
-    let (users, items) = (rev(t.u32s("user_id").expect("u")), rev(t.u32s("item_id").expect("i")));
-    pq::write(
-        &path,
-        vec![
-            ("user_id", pq::u32_col(users.iter().copied())),
-            ("item_id", pq::u32_col(items.iter().copied())),
-            ("timestamp", pq::i64_col(times.iter().copied())),
-            ("rating", pq::opt_f32_col(ratings)),
-            ("review", pq::opt_str_col(reviews)),
-        ],
-    )
-    .expect("write interactions");
-    let path = data.join("impressions.parquet");
-    let mut shown = Table::read(&path).expect("impressions").u32_lists("shown").expect("shown");
-    shown.reverse();
-    pq::write(
-        &path,
-        vec![
-            ("user_id", pq::u32_col(users.iter().copied())),
-            ("timestamp", pq::i64_col(times.iter().copied())),
-            ("item_id", pq::u32_col(items.iter().copied())),
-            ("shown", pq::u32_list_col(shown.iter().map(Vec::as_slice))),
-        ],
-    )
-    .expect("write impressions");
+    let mut dataset = simforge_data::tables::Dataset::load(data).expect("dataset");
+    dataset.interactions.reverse();
+    if let Some(shown) = dataset.impressions.as_mut() {
+        shown.reverse();
+    }
+    dataset.write(data).expect("write dataset");
 }
 
 #[test]

@@ -11,7 +11,7 @@ use crate::parquet_io as pq;
 use crate::profile::Profile;
 use crate::sources::synthetic::{self, Truth, WorldConfig, WorldSpec};
 use crate::sources::{amazon, detect, movielens, recbole, sasrec, Format, ReadOptions, SourceData};
-use crate::tables::{Dataset, Interaction, Stats};
+use crate::tables::{sorted_by_user_and_time, Dataset, Interaction, Stats};
 
 /// The ground-truth profiles of the synthetic world, beside its tables.
 pub const TRUTH_FILE: &str = "truth.parquet";
@@ -132,30 +132,26 @@ pub fn canonicalize(source: SourceData, format: Format, config: &PrepConfig) -> 
     let mut items: Vec<_> = renumber(&mut item_map, source.items.records);
 
     let logged = !source.impressions.is_empty();
-    let mut impressions = source.impressions.into_iter().map(Some).chain(std::iter::repeat(None));
-    let mut interactions: Vec<(Interaction, Option<Vec<u32>>)> = source
-        .interactions
-        .into_iter()
-        .zip(keep)
-        .map(|(x, k)| (x, k, impressions.next().flatten()))
-        .filter(|(_, k, _)| *k)
-        .map(|(x, _, shown)| {
+    let mut impressions = source.impressions.into_iter();
+    let (mut interactions, mut shown_lists) = (Vec::new(), Vec::new());
+    for (x, kept) in source.interactions.into_iter().zip(keep) {
+        let shown = impressions.next();
+        if !kept {
+            continue;
+        }
+        if logged {
             // Shown items that did not survive the filters leave the list.
-            let shown = shown.map(|s| s.iter().map(|&i| item_map[i as usize]).filter(|&i| i != u32::MAX).collect());
-            let x = Interaction {
-                user_id: user_map[x.user as usize],
-                item_id: item_map[x.item as usize],
-                timestamp: x.timestamp,
-                rating: x.rating,
-                review: x.review,
-            };
-            (x, shown)
-        })
-        .collect();
-    // Stable: equal timestamps keep the source's order.
-    interactions.sort_by_key(|(x, _)| (x.user_id, x.timestamp));
-    let (interactions, shown): (Vec<Interaction>, Vec<Option<Vec<u32>>>) = interactions.into_iter().unzip();
-    let impressions = logged.then(|| shown.into_iter().map(Option::unwrap_or_default).collect());
+            shown_lists.push(shown.unwrap_or_default().iter().map(|&i| item_map[i as usize]).filter(|&i| i != u32::MAX).collect());
+        }
+        interactions.push(Interaction {
+            user_id: user_map[x.user as usize],
+            item_id: item_map[x.item as usize],
+            timestamp: x.timestamp,
+            rating: x.rating,
+            review: x.review,
+        });
+    }
+    let (interactions, impressions) = sorted_by_user_and_time(interactions, logged.then_some(shown_lists));
     for x in &interactions {
         items[x.item_id as usize].popularity += 1;
     }

@@ -266,17 +266,20 @@ impl Dataset {
     }
 }
 
-/// Every stage reads a user's interactions as one time-ordered run (`by_user`); `prep` writes
-/// them so, but a table written by another tool may not be.
-fn sorted_by_user_and_time(interactions: Vec<Interaction>, impressions: Option<Vec<Vec<u32>>>) -> (Vec<Interaction>, Option<Vec<Vec<u32>>>) {
+/// Interactions (with their exposure lists, where logged) in the order every stage reads them:
+/// each user's as one time-ordered run (`by_user`), equal timestamps in their given order.
+/// `prep` sorts with it; a table another tool wrote may need it on reading.
+pub(crate) fn sorted_by_user_and_time(interactions: Vec<Interaction>, impressions: Option<Vec<Vec<u32>>>) -> (Vec<Interaction>, Option<Vec<Vec<u32>>>) {
     let key = |x: &Interaction| (x.user_id, x.timestamp);
     if interactions.windows(2).all(|w| key(&w[0]) <= key(&w[1])) {
         return (interactions, impressions);
     }
-    let mut order: Vec<usize> = (0..interactions.len()).collect();
-    order.sort_by_key(|&i| key(&interactions[i]));
-    let impressions = impressions.map(|shown| order.iter().map(|&i| shown[i].clone()).collect());
-    (order.iter().map(|&i| interactions[i].clone()).collect(), impressions)
+    let logged = impressions.is_some();
+    let mut rows: Vec<(Interaction, Vec<u32>)> =
+        interactions.into_iter().zip(impressions.into_iter().flatten().chain(std::iter::repeat_with(Vec::new))).collect();
+    rows.sort_by_key(|(x, _)| key(x));
+    let (interactions, shown): (Vec<Interaction>, Vec<Vec<u32>>) = rows.into_iter().unzip();
+    (interactions, logged.then_some(shown))
 }
 
 fn zip5<A, B, C, D, E>(a: Vec<A>, b: Vec<B>, c: Vec<C>, d: Vec<D>, e: Vec<E>) -> impl Iterator<Item = (A, B, C, D, E)> {

@@ -95,9 +95,8 @@ pub fn lm(command: LmCommand) -> anyhow::Result<()> {
     match command {
         LmCommand::Logits(args) => logits(args),
         LmCommand::Generate(args) => {
-            // Written so that NaN fails each test.
-            if !(args.top_p > 0.0 && args.top_p <= 1.0 && args.temperature >= 0.0 && args.temperature.is_finite()) || args.samples == 0 {
-                bail!("need 0 < top-p <= 1, a finite temperature >= 0 and samples >= 1");
+            if !(args.top_p > 0.0 && args.top_p <= 1.0) || args.temperature < 0.0 || args.samples == 0 {
+                bail!("need 0 < top-p <= 1, temperature >= 0 and samples >= 1");
             }
             let file = RequestFile::open(&super::model_dir(&args.io.model)?, &args.io.input, &super::open(args.io.device)?)?;
             let options = SamplingOptions {

@@ -35,29 +35,12 @@ pub fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
-/// A copy of a fixture checkpoint with a small word-level tokenizer whose letters A–Z are
-/// single tokens (ids 10–35), so the text paths of `lm generate`, `lm score` and training run.
+#[path = "../../trainer/tests/support/word_model.rs"]
+mod word_model;
+
+/// The trainer's fixture `fixture` with a word-level tokenizer (see `word_model`).
 pub fn model_with_tokenizer(fixture: &str) -> tempfile::TempDir {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("trainer/tests/fixtures").join(fixture);
-    let dir = tempfile::tempdir().expect("tempdir");
-    for file in ["config.json", "model.safetensors"] {
-        std::fs::copy(src.join(file), dir.path().join(file)).expect("copy");
-    }
-    let mut vocab = serde_json::Map::new();
-    vocab.insert("[UNK]".into(), 0.into());
-    for i in 0..26u8 {
-        vocab.insert(char::from(b'A' + i).to_string(), (10 + u32::from(i)).into());
-    }
-    for (word, id) in [("Behavior", 40), (":", 41), ("[", 42), ("]", 43)] {
-        vocab.insert(word.into(), id.into());
-    }
-    let tokenizer = serde_json::json!({
-        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [], "normalizer": null,
-        "pre_tokenizer": { "type": "Whitespace" }, "post_processor": null, "decoder": null,
-        "model": { "type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]" }
-    });
-    std::fs::write(dir.path().join("tokenizer.json"), tokenizer.to_string()).expect("tokenizer");
-    dir
+    word_model::with_word_tokenizer(&Path::new(env!("CARGO_MANIFEST_DIR")).join("trainer/tests/fixtures").join(fixture))
 }
 
 /// One HTTP/1.1 request to `addr`; the status and the JSON body of the answer.

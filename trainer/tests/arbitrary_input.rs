@@ -46,27 +46,12 @@ fn mangled_model_folders_load_or_fail_cleanly() {
     eprintln!("{loaded} of {} mangled folders loaded", cases());
 }
 
-/// A copy of the fixture with a word-level tokenizer (letters A–Z are tokens), so text prompts run.
-fn model_with_tokenizer() -> tempfile::TempDir {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/qwen3-tied");
-    let dir = tempfile::tempdir().expect("tempdir");
-    for file in ["config.json", "model.safetensors"] {
-        std::fs::copy(fixture.join(file), dir.path().join(file)).expect("copy");
-    }
-    let vocab: serde_json::Map<String, serde_json::Value> =
-        std::iter::once(("[UNK]".to_string(), 0.into())).chain((0..26u8).map(|i| (char::from(b'A' + i).to_string(), (10 + u32::from(i)).into()))).collect();
-    let tokenizer = serde_json::json!({
-        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [], "normalizer": null,
-        "pre_tokenizer": { "type": "Whitespace" }, "post_processor": null, "decoder": null,
-        "model": { "type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]" }
-    });
-    std::fs::write(dir.path().join("tokenizer.json"), tokenizer.to_string()).expect("tokenizer");
-    dir
-}
+#[path = "support/word_model.rs"]
+mod word_model;
 
 #[test]
 fn mangled_lm_requests_and_chat_bodies_are_answered_or_refused() {
-    let model = model_with_tokenizer();
+    let model = word_model::with_word_tokenizer(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/qwen3-tied"));
     let device = Device::flex();
     let requests: &[u8] =
         b"{\"ids\": [1, 2, 3]}\n{\"prompt\": \"A B C\", \"continuations\": [\"D\"]}\n{\"messages\": [{\"role\": \"user\", \"content\": \"A\"}]}\n";

@@ -22,7 +22,7 @@ use crate::sasrec::evaluate::{evaluate, sample_cases, Case, Protocol, RankingRep
 use crate::sasrec::{ModelFiles, TrainerState};
 use crate::tensors::host;
 use crate::train::optim::{AdamW, GradientSum};
-use crate::train::{append_metrics, checkpoints, keep_metrics_where, prepare_output};
+use crate::train::{append_metrics, checkpoints, keep_metrics_where, prepare_output, BEST_MODEL};
 
 pub const METRICS_FILE: &str = "metrics.jsonl";
 
@@ -208,7 +208,7 @@ pub fn train_sasrec(job: &SasRecJob, progress: &mut dyn FnMut(Progress)) -> Resu
             let score = report.get("ndcg@10");
             if state.best_epoch == 0 || score > state.best_ndcg10 {
                 (state.best_ndcg10, state.best_epoch, state.evals_since_best) = (score, state.epoch, 0);
-                save(&job.out.join("best"), &snapshot, &optimizer, &state, None)?;
+                save(&job.out.join(BEST_MODEL), &snapshot, &optimizer, &state, None)?;
             } else {
                 state.evals_since_best += 1;
             }
@@ -227,7 +227,7 @@ pub fn train_sasrec(job: &SasRecJob, progress: &mut dyn FnMut(Progress)) -> Resu
 
     // 4. The final model: the best validated epoch (or the last), with the full histories.
     let final_dir = job.out.join("model");
-    let best_dir = job.out.join("best");
+    let best_dir = job.out.join(BEST_MODEL);
     let files = if best_dir.is_dir() {
         ModelFiles::read(&best_dir, &job.device)?
     } else {

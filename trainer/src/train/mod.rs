@@ -34,6 +34,8 @@ use optim::{learning_rate, AdamW, GradientSum};
 
 pub const METRICS_FILE: &str = "metrics.jsonl";
 pub const FINAL_MODEL: &str = "model";
+/// SASRec's best validated epoch, beside the final model.
+pub const BEST_MODEL: &str = "best";
 const STATE_DIR: &str = "trainer_state";
 
 /// What to train, on what, into where.
@@ -447,7 +449,7 @@ pub(crate) fn prepare_output(out: &Path, resume: bool, inputs: &[&Path]) -> Resu
         return latest_checkpoint(out);
     }
     let mut earlier: Vec<PathBuf> = checkpoints(out)?.into_iter().map(|(_, dir)| dir).collect();
-    earlier.extend([out.join("best"), out.join(FINAL_MODEL)].into_iter().filter(|d| d.is_dir()));
+    earlier.extend([out.join(BEST_MODEL), out.join(FINAL_MODEL)].into_iter().filter(|d| d.is_dir()));
     for input in inputs.iter().filter_map(|p| p.canonicalize().ok()) {
         if let Some(dir) = earlier.iter().find(|dir| dir.canonicalize().is_ok_and(|d| input.starts_with(d))) {
             return Err(TrainerError::settings(
