@@ -10,7 +10,7 @@
 use burn::module::{Module, Param};
 use burn::nn::{Embedding, Linear};
 use burn::tensor::activation::{silu, softmax};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use simforge_data::rng::Rng;
 
@@ -243,28 +243,20 @@ pub struct Rope {
 }
 
 impl Rope {
-    /// Tables for per-row positions (left-padded batches start their real tokens at 0).
-    /// Computed in f32 on the host, as transformers does.
+    /// Tables for per-row positions (left-padded batches start their real tokens at 0). As in
+    /// transformers, the angles are f32 products of position and frequency, and only the
+    /// positions and frequencies cross from the host: the tables are built on the device.
     pub fn new(positions: &[Vec<usize>], head_dim: usize, theta: f64, device: &Device) -> Self {
         let (batch, seq) = (positions.len(), positions.first().map_or(0, Vec::len));
         let half = head_dim / 2;
         let inv_freq: Vec<f32> = (0..half).map(|i| 1.0 / (theta as f32).powf((2 * i) as f32 / head_dim as f32)).collect();
-        let mut cos = Vec::with_capacity(batch * seq * head_dim);
-        let mut sin = Vec::with_capacity(batch * seq * head_dim);
-        for row in positions {
-            for &p in row {
-                // rotate-half layout: the frequencies twice, [f0..f_{d/2}, f0..f_{d/2}].
-                for _ in 0..2 {
-                    for &f in &inv_freq {
-                        let angle = p as f32 * f;
-                        cos.push(angle.cos());
-                        sin.push(angle.sin());
-                    }
-                }
-            }
-        }
-        let shape = [batch, 1, seq, head_dim];
-        Self { cos: Tensor::from_data(TensorData::new(cos, shape), device), sin: Tensor::from_data(TensorData::new(sin, shape), device) }
+        let inv_freq: Tensor<2> = Tensor::from_data(TensorData::new(inv_freq, [1, half]), device);
+        let positions: Vec<f32> = positions.iter().flatten().map(|&p| p as f32).collect();
+        let positions: Tensor<2> = Tensor::from_data(TensorData::new(positions, [batch * seq, 1]), device);
+        // rotate-half layout: the frequencies twice, [f0..f_{d/2}, f0..f_{d/2}].
+        let angles = positions * inv_freq;
+        let angles = Tensor::cat(vec![angles.clone(), angles], 1).reshape([batch, 1, seq, head_dim]);
+        Self { cos: angles.clone().cos(), sin: angles.sin() }
     }
 
     /// `x * cos + rotate_half(x) * sin` for x of shape [batch, heads, seq, head_dim].
@@ -513,14 +505,12 @@ impl Qwen3ForCausalLM {
             })
             .collect();
         let rope = Rope::new(&positions, head_dim, rope_theta, &device);
-        // Additive mask: a query at absolute position past+i sees real keys j <= past+i.
-        let mut mask = Vec::with_capacity(b * t * s);
-        for row in key_valid {
-            for i in 0..t {
-                mask.extend((0..s).map(|j| if j <= past + i && row[j] { 0.0f32 } else { -1e9 }));
-            }
-        }
-        let mask: Tensor<4> = Tensor::from_data(TensorData::new(mask, [b, 1, t, s]), &device);
+        // Additive mask: a query at absolute position past+i sees real keys j <= past+i. The
+        // causal part is made on the device and only each row's padding crosses from the host.
+        let future = Tensor::<2, Bool>::tril_mask([t, s], past as i64, &device).float().mul_scalar(-1e9).reshape([1, 1, t, s]);
+        let padding: Vec<f32> = key_valid.iter().flat_map(|row| row.iter().map(|&v| if v { 0.0 } else { -1e9 })).collect();
+        let padding: Tensor<4> = Tensor::from_data(TensorData::new(padding, [b, 1, 1, s]), &device);
+        let mask = (future + padding).clamp_min(-1e9);
         let ids: Vec<i64> = batch.ids.iter().flatten().map(|&i| i64::from(i)).collect();
         let ids: Tensor<2, Int> = Tensor::from_data(TensorData::new(ids, [b, t]), &device);
         let mut x = self.model.embed_tokens.forward(ids);

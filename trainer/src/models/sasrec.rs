@@ -12,7 +12,7 @@
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::activation::{relu, softmax};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use simforge_data::rng::Rng;
 
@@ -222,14 +222,11 @@ impl SasRec {
         let positions = self.position_embedding.val().slice([max_len - t..max_len]).unsqueeze::<3>();
         let real: Vec<f32> = batch.items.iter().flatten().map(|&i| if i == 0 { 0.0 } else { 1.0 }).collect();
         let real: Tensor<2> = Tensor::from_data(TensorData::new(real, [b * t, 1]), &device);
-        // A query sees itself and the real items before it.
-        let mut mask = Vec::with_capacity(b * t * t);
-        for row in &batch.items {
-            for i in 0..t {
-                mask.extend((0..t).map(|j| if j == i || (j < i && row[j] != 0) { 0.0f32 } else { -1e9 }));
-            }
-        }
-        let mask: Tensor<4> = Tensor::from_data(TensorData::new(mask, [b, 1, t, t]), &device);
+        // A query sees itself and the real items before it; the mask is made on the device.
+        let future = Tensor::<2, Bool>::tril_mask([t, t], 0, &device).float().mul_scalar(-1e9).reshape([1, 1, t, t]);
+        let off_diagonal = Tensor::<2, Bool>::diag_mask([t, t], 0, &device).float().reshape([1, 1, t, t]);
+        let padding = real.clone().reshape([b, 1, 1, t]).sub_scalar(1.0).mul_scalar(1e9);
+        let mask = (future + padding * off_diagonal).clamp_min(-1e9);
         let mut x = dropout.apply((items * (d as f64).sqrt() + positions).reshape([b * t, d]), 0) * real.clone();
         for (i, block) in self.blocks.iter().enumerate() {
             x = block.forward(x, mask.clone(), dropout, 1 + 3 * i as u64) * real.clone();
