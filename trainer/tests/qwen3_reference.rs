@@ -3,11 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::tensor::Device;
 use simforge_trainer::checkpoint::load_qwen3;
 use simforge_trainer::inference::{LanguageModel, SamplingOptions};
 use simforge_trainer::models::qwen3::{Batch, KvCache};
 use simforge_trainer::TrainerError;
+
+#[path = "support/test_device.rs"]
+mod test_device;
+use test_device::test_device;
 
 const TOLERANCE: f32 = 1e-4;
 
@@ -53,7 +56,7 @@ fn assert_reference_logits(lm: &LanguageModel, r: &Reference, what: &str) {
 
 #[test]
 fn logits_match_transformers() {
-    let device = Device::flex();
+    let device = test_device();
     for name in ["qwen3-tied", "qwen3-gqa"] {
         let dir = fixture(name);
         let r = reference(&dir);
@@ -71,7 +74,7 @@ fn logits_match_transformers() {
 
 #[test]
 fn greedy_generation_matches_transformers() {
-    let device = Device::flex();
+    let device = test_device();
     for name in ["qwen3-tied", "qwen3-gqa"] {
         let dir = fixture(name);
         let r = reference(&dir);
@@ -83,7 +86,7 @@ fn greedy_generation_matches_transformers() {
 
 #[test]
 fn cached_decoding_equals_full_recompute() {
-    let device = Device::flex();
+    let device = test_device();
     let dir = fixture("qwen3-gqa");
     let lm = LanguageModel::load(&dir, &device).expect("load");
     let (config, model) = (&lm.config, &lm.model);
@@ -129,7 +132,7 @@ fn rewrite(name: &str, edit: impl Fn(&str, Vec<f32>, Vec<usize>) -> Option<(Vec<
 
 #[test]
 fn bf16_checkpoints_load_close_to_f32() {
-    let device = Device::flex();
+    let device = test_device();
     let r = reference(&fixture("qwen3-tied"));
     let dir = rewrite("qwen3-tied", |_, v, s| Some((v, s)), true);
     let lm = LanguageModel::load(dir.path(), &device).expect("load bf16");
@@ -141,7 +144,7 @@ fn bf16_checkpoints_load_close_to_f32() {
 
 #[test]
 fn checkpoint_errors_name_the_tensor() {
-    let device = Device::flex();
+    let device = test_device();
     let missing = rewrite("qwen3-gqa", |n, v, s| (n != "model.layers.1.mlp.up_proj.weight").then_some((v, s)), false);
     match load_qwen3(missing.path(), &device) {
         Err(TrainerError::MissingTensor { name, .. }) => assert_eq!(name, "model.layers.1.mlp.up_proj.weight"),
@@ -170,7 +173,7 @@ fn softmax(row: &[f32]) -> Vec<f64> {
 
 #[test]
 fn option_scores_are_the_renormalised_letter_probabilities() {
-    let device = Device::flex();
+    let device = test_device();
     let dir = fixture("qwen3-gqa");
     let r = reference(&dir);
     let lm = LanguageModel::load(&dir, &device).expect("load");
@@ -188,7 +191,7 @@ fn option_scores_are_the_renormalised_letter_probabilities() {
 
 #[test]
 fn continuation_logprobs_add_up_next_token_probabilities() {
-    let device = Device::flex();
+    let device = test_device();
     let lm = LanguageModel::load(&fixture("qwen3-tied"), &device).expect("load");
     let (prompt, continuation) = (vec![1u32, 2, 3], vec![4u32, 5]);
     // By hand: log p(4 | 1 2 3) + log p(5 | 1 2 3 4), from last-position logits.
@@ -202,7 +205,7 @@ fn continuation_logprobs_add_up_next_token_probabilities() {
 
 #[test]
 fn sampling_is_seeded_batched_and_stoppable() {
-    let device = Device::flex();
+    let device = test_device();
     let lm = LanguageModel::load(&fixture("qwen3-gqa"), &device).expect("load");
     let prompts = vec![vec![1u32, 2, 3, 4, 5, 6, 7], vec![9u32, 8]];
     let options = SamplingOptions { max_new_tokens: 6, temperature: 1.0, top_p: 0.9, samples: 3, seed: 4, eos: vec![] };
@@ -227,7 +230,7 @@ fn sampling_is_seeded_batched_and_stoppable() {
 
 #[test]
 fn exported_checkpoints_reload_with_the_reference_logits() {
-    let device = Device::flex();
+    let device = test_device();
     for name in ["qwen3-tied", "qwen3-gqa"] {
         let out = tempfile::tempdir().expect("tempdir");
         let exported = out.path().join(name);

@@ -16,8 +16,11 @@ use simforge_trainer::sasrec::Recommender;
 use simforge_trainer::tensors::host;
 use simforge_trainer::tensors::{load_parameter_tensors, read_safetensors};
 
+#[path = "support/test_device.rs"]
+mod test_device;
+
 fn device() -> Device {
-    simforge_trainer::device::Device::Cpu.open().expect("cpu device")
+    test_device::test_device()
 }
 
 #[test]

@@ -14,8 +14,11 @@ use simforge_trainer::tokenizer::Tokenizer;
 use simforge_trainer::train::config::{LoraConfig, LoraTarget, Objective, TrainConfig};
 use simforge_trainer::train::{train, StepMetrics, TrainJob, METRICS_FILE};
 
+#[path = "support/test_device.rs"]
+mod test_device;
+
 fn device() -> Device {
-    simforge_trainer::device::Device::Cpu.open().expect("cpu device")
+    test_device::test_device()
 }
 
 const TEXT: &str = "the user watched a film and rated it 4 out of 5. ";
@@ -302,4 +305,45 @@ fn a_stated_answer_is_learned_by_sft_and_read_by_scoring_and_dpo() {
     .expect("dpo");
     let after_dpo: f32 = stated(&dpo.join("model")).iter().sum();
     assert!(after_dpo > before_dpo + 5.0, "DPO raised the stated letter's probability from {before_dpo:.1} to {after_dpo:.1} (summed over 100 scenes)");
+}
+
+/// The GPU code path (wgpu; in CI, Mesa's software Vulkan driver) takes the same training steps
+/// as the CPU backend: three full fine-tuning steps and three LoRA steps give the same losses,
+/// gradient norms and written weights, within float tolerance.
+#[cfg(feature = "wgpu")]
+#[test]
+fn wgpu_training_steps_equal_the_cpu_backends() {
+    use simforge_trainer::device::Device as Backend;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (init, corpus) = setup(dir.path(), 20);
+    for (name, lora) in [("full", None), ("lora", Some(LoraConfig { rank: 4, ..LoraConfig::default() }))] {
+        let c = TrainConfig { lora: lora.clone(), ..config(3) };
+        let run = |backend: Backend| {
+            let out = dir.path().join(format!("{name}-{backend}"));
+            let device = backend.open().expect("backend");
+            train(&TrainJob { objective: Objective::Dapt, data: &corpus, init: &init, out: &out, config: &c, device, resume: false }, &mut |_, _| {})
+                .expect("train");
+            let weights = if lora.is_some() { simforge_trainer::checkpoint::ADAPTER_WEIGHTS } else { "model.safetensors" };
+            (metrics(&out), simforge_trainer::tensors::read_safetensors(&out.join("model").join(weights)).expect("weights"))
+        };
+        let (cpu_metrics, cpu_weights) = run(Backend::Cpu);
+        let (gpu_metrics, gpu_weights) = run(Backend::Wgpu(None));
+        for (a, b) in cpu_metrics.iter().zip(&gpu_metrics) {
+            assert!((a.loss - b.loss).abs() < 1e-4 * a.loss.abs().max(1.0), "{name} step {}: loss {} on cpu, {} on wgpu", a.step, a.loss, b.loss);
+            assert!(
+                (a.grad_norm - b.grad_norm).abs() < 1e-3 * a.grad_norm.max(1.0),
+                "{name} step {}: gradient norm {} vs {}",
+                a.step,
+                a.grad_norm,
+                b.grad_norm
+            );
+        }
+        assert_eq!(cpu_weights.len(), gpu_weights.len(), "{name}: the same tensors");
+        for (key, (values, shape)) in &cpu_weights {
+            let (other, other_shape) = &gpu_weights[key];
+            assert_eq!(shape, other_shape, "{name} {key}");
+            let diff = values.iter().zip(other).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+            assert!(diff < 1e-4, "{name} {key}: weights differ by {diff} after three steps");
+        }
+    }
 }
