@@ -3,7 +3,7 @@
 //! deleted and no half-written output is left behind. The inputs are written here, at test time.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use simforge_data::parquet_io::{self as pq, Table};
@@ -11,7 +11,7 @@ use simforge_data::parquet_io::{self as pq, Table};
 mod common;
 use common::{fails_with, http, model_with_tokenizer, ok_json, s, simforge, start_serve};
 
-fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).expect("write input");
     path
@@ -270,19 +270,52 @@ fn a_training_run_killed_mid_way_resumes_to_the_uninterrupted_model() {
         args.extend("--epochs 1000 --max-steps 1500 --batch-size 4 --save-every 50 --seed 3".split(' ').map(String::from));
         args
     };
-    let whole = dir.path().join("whole");
+    let (whole, killed) = run_killed_and_resumed(dir.path(), &args, &|out| out.join("checkpoint-500").exists());
+    let weights = |out: &Path| std::fs::read(out.join("model/model.safetensors")).expect("final model");
+    assert!(weights(&whole) == weights(&killed), "the resumed model differs from the uninterrupted one");
+    assert_eq!(logged(&killed, "step"), (1..=1500).collect::<Vec<u64>>(), "every step logged once: none lost, none repeated");
+}
+
+#[test]
+fn a_sasrec_run_killed_mid_way_resumes_to_the_uninterrupted_model() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let world = write(dir.path(), "world.toml", "users = 1000\nitems = 400\ninteractions_per_user = 30\n");
+    let data = dir.path().join("data");
+    ok_json(&["prep", "--format", "synthetic", "--input", s(&world), "--seed", "1", "--out", s(&data)]);
+    let args = |out: &Path| -> Vec<String> {
+        let mut args: Vec<String> = ["train", "sasrec", "--data", s(&data), "--out", s(out)].map(String::from).to_vec();
+        args.extend("--epochs 40 --eval-every 1 --patience 0 --max-len 20 --seed 3".split(' ').map(String::from));
+        args
+    };
+    // Checkpoints are kept newest-only, so any of epoch 10 or later means mid-way.
+    let mid_way =
+        |out: &Path| {
+            std::fs::read_dir(out).into_iter().flatten().flatten().any(|e| {
+                e.file_name().to_str().and_then(|n| n.strip_prefix("checkpoint-")).and_then(|n| n.parse::<u32>().ok()).is_some_and(|epoch| epoch >= 10)
+            })
+        };
+    let (whole, killed) = run_killed_and_resumed(dir.path(), &args, &mid_way);
+    for file in ["model/model.safetensors", "best/model.safetensors"] {
+        let bytes = |out: &Path| std::fs::read(out.join(file)).expect(file);
+        assert!(bytes(&whole) == bytes(&killed), "{file}: the resumed run differs from the uninterrupted one");
+    }
+    assert_eq!(logged(&killed, "epoch"), (1..=40).collect::<Vec<u64>>(), "every epoch logged once: none lost, none repeated");
+}
+
+/// Runs `args(out)` to the end into `whole`; then into `killed`, killed with SIGKILL as soon as
+/// `mid_way(killed)` holds, and run again there with `--resume`. Returns both folders.
+fn run_killed_and_resumed(dir: &Path, args: &dyn Fn(&Path) -> Vec<String>, mid_way: &dyn Fn(&Path) -> bool) -> (PathBuf, PathBuf) {
+    let whole = dir.join("whole");
     let run = Command::new(env!("CARGO_BIN_EXE_simforge")).args(args(&whole)).env("SIMFORGE_LOG", "warn").output().expect("run");
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-
-    // kill -9 once a checkpoint exists, mid-run, then resume.
-    let killed = dir.path().join("killed");
+    let killed = dir.join("killed");
     let mut child = Command::new(env!("CARGO_BIN_EXE_simforge"))
         .args(args(&killed))
         .env("SIMFORGE_LOG", "warn")
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn");
-    while !killed.join("checkpoint-500").exists() && child.try_wait().expect("wait").is_none() {
+    while !mid_way(&killed) && child.try_wait().expect("wait").is_none() {
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
     let interrupted = child.try_wait().expect("wait").is_none();
@@ -294,16 +327,16 @@ fn a_training_run_killed_mid_way_resumes_to_the_uninterrupted_model() {
     resume.push("--resume".into());
     let resumed = Command::new(env!("CARGO_BIN_EXE_simforge")).args(&resume).env("SIMFORGE_LOG", "warn").output().expect("resume");
     assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
-    let weights = |out: &Path| std::fs::read(out.join("model/model.safetensors")).expect("final model");
-    assert!(weights(&whole) == weights(&killed), "the resumed model differs from the uninterrupted one");
-    let steps = |out: &Path| -> Vec<u64> {
-        std::fs::read_to_string(out.join("metrics.jsonl"))
-            .expect("metrics")
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json")["step"].as_u64().expect("step"))
-            .collect()
-    };
-    assert_eq!(steps(&killed), (1..=1500).collect::<Vec<u64>>(), "every step logged once: none lost, none repeated");
+    (whole, killed)
+}
+
+/// The `key` of every line of a run's `metrics.jsonl`, in order.
+fn logged(out: &Path, key: &str) -> Vec<u64> {
+    std::fs::read_to_string(out.join("metrics.jsonl"))
+        .expect("metrics")
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json")[key].as_u64().expect(key))
+        .collect()
 }
 
 #[test]
