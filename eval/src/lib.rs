@@ -1,11 +1,13 @@
 //! simforge-eval: measurements of simulators and recommenders: alignment accuracy, the
 //! diagnostic model's accuracy, and the DGDPO profile-optimisation loop with its simulators,
-//! diagnosers and treatments. Co-evolution and fidelity come with their issues.
+//! diagnosers and treatments, and the behavioural-fidelity metrics. Co-evolution comes with its
+//! issue.
 
 pub mod alignment;
 pub mod dgdpo;
 pub mod diagnosis;
 pub mod error;
+pub mod fidelity;
 pub mod llm;
 pub mod plot;
 pub mod ranking;
