@@ -14,7 +14,7 @@ EXPECTED = {
     "impressions.parquet": {"user_id", "timestamp", "item_id", "shown"},
     "truth.parquet": {"user_id", "profile", "likes", "dislikes"},
     "scenes.parquet": {"scene_id", "dataset", "split", "user_id", "target_item", "timestamp", "profile", "history",
-                       "history_items", "exposure", "options", "target_pos", "choice_cnt", "prompt", "rendering"},
+                       "history_items", "exposure", "options", "target_pos", "choice_cnt", "prompt", "rendering", "liked_options"},
     "split.parquet": {"user_id", "item_id", "timestamp", "position", "part"},
     "profiles.parquet": {"user_id", "profile", "summary", "likes", "dislikes", "ground_truth"},
     "defects.parquet": {"sample_id", "user_id", "split", "label", "profile", "good_profile", "edit", "candidate_items",

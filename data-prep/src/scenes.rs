@@ -139,6 +139,10 @@ pub struct Scene {
     pub target_pos: u32,
     pub prompt: String,
     pub rendering: Rendering,
+    /// Positions of the options that hold a category the profile states as liked: the labels
+    /// of the reading exercise, a dense task read off the prompt itself that teaches a small
+    /// model to compare option lines with the profile before it learns the noisy choice.
+    pub liked_options: Vec<u32>,
 }
 
 #[derive(Debug, Serialize)]
@@ -207,6 +211,24 @@ pub fn unseen_items(rng: &mut Rng, consumed: &[u32], items: usize, count: usize)
 
 pub fn letter(i: usize) -> char {
     LETTERS[i] as char
+}
+
+/// The byte offset where each of the `count` option lines of `prompt` ends. Both renderings end
+/// a prompt with the lettered option lines (`[A] …`, `[B] …`); `None` when its last lines are
+/// not `count` such lines in order.
+pub fn option_line_ends(prompt: &str, count: usize) -> Option<Vec<usize>> {
+    let mut ends = Vec::with_capacity(count);
+    let mut end = prompt.len();
+    for i in (0..count).rev() {
+        let start = prompt[..end].rfind('\n').map_or(0, |n| n + 1);
+        if !prompt[start..end].starts_with(&format!("[{}] ", letter(i))) {
+            return None;
+        }
+        ends.push(end);
+        end = start.checked_sub(1)?;
+    }
+    ends.reverse();
+    Some(ends)
 }
 
 /// An item as the compact rendering shows it: its categories (its title where it has none).
@@ -429,6 +451,8 @@ pub fn build_scenes(dataset: &Dataset, config: &ScenesConfig) -> Result<(Vec<Sce
             Rendering::Usermirrorer => render_prompt(&profile, &history_text, &options),
             Rendering::Compact => render_compact_prompt(&stated, &dataset.items, recent, &exposure),
         };
+        let liked_options =
+            (0..exposure.len() as u32).filter(|&i| dataset.items[exposure[i as usize] as usize].categories.iter().any(|c| stated.likes.contains(c))).collect();
         let scene = Scene {
             scene_id: 0,
             split: if t.eval { Split::Eval } else { Split::Train },
@@ -443,6 +467,7 @@ pub fn build_scenes(dataset: &Dataset, config: &ScenesConfig) -> Result<(Vec<Sce
             target_pos: target_pos as u32,
             prompt,
             rendering: config.rendering,
+            liked_options,
         };
         Some((scene, shortened))
     };
@@ -508,6 +533,7 @@ pub fn write_scenes(path: &Path, dataset_name: &str, scenes: &[Scene]) -> Result
             ("choice_cnt", pq::u32_col(scenes.iter().map(|s| s.exposure.len() as u32))),
             ("prompt", pq::str_col(scenes.iter().map(|s| &s.prompt))),
             ("rendering", pq::str_col(scenes.iter().map(|s| s.rendering.name()))),
+            ("liked_options", pq::u32_list_col(scenes.iter().map(|s| s.liked_options.as_slice()))),
         ],
     )
 }
@@ -592,6 +618,29 @@ mod tests {
         }
         let keys: std::collections::HashSet<(u32, i64, u32)> = scenes.iter().map(|s| (s.user_id, s.timestamp, s.target_item)).collect();
         assert_eq!(keys.len(), scenes.len(), "a (user, time) target is used twice");
+    }
+
+    #[test]
+    fn option_lines_end_where_both_renderings_end_each_option() {
+        let dataset = world();
+        for rendering in [Rendering::Usermirrorer, Rendering::Compact] {
+            let config = ScenesConfig { train: 200, eval: 20, rendering, seed: Some(4), ..ScenesConfig::default() };
+            for s in build_scenes(&dataset, &config).expect("scenes").0 {
+                let ends = option_line_ends(&s.prompt, s.exposure.len()).expect("the prompt ends with its option lines");
+                for (i, &end) in ends.iter().enumerate() {
+                    let line = &s.prompt[s.prompt[..end].rfind('\n').map_or(0, |n| n + 1)..end];
+                    assert!(line.starts_with(&format!("[{}] ", letter(i))) && !line.contains('\n'), "{line:?}");
+                }
+                assert_eq!(*ends.last().expect("options"), s.prompt.len());
+                for (i, &item) in s.exposure.iter().enumerate() {
+                    let liked = dataset.items[item as usize].categories.iter().any(|c| s.profile.contains(c.as_str()));
+                    assert!(!s.liked_options.contains(&(i as u32)) || liked, "option {i} is marked liked without a stated category");
+                }
+            }
+        }
+        assert_eq!(option_line_ends("Options:\n[A] x\n[B] y", 2), Some(vec![14, 20]));
+        assert_eq!(option_line_ends("Options:\n[A] x\n[C] y", 2), None);
+        assert_eq!(option_line_ends("[B] y", 2), None);
     }
 
     #[test]

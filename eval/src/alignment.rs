@@ -18,6 +18,7 @@ use simforge_trainer::distill::open_teacher;
 use simforge_trainer::distill::oracle::OracleTeacher;
 use simforge_trainer::distill::teacher::{read_decision_scenes, Decision, DecisionScene, Teacher, ANSWER_CUE};
 use simforge_trainer::inference::SamplingOptions;
+use simforge_trainer::readout::ReadoutModel;
 
 use crate::error::{EvalError, Result};
 use crate::llm::{open_llm, LetterAsk, Llm};
@@ -205,6 +206,13 @@ impl OptionScorer for DirectAnswers {
     }
 }
 
+impl OptionScorer for ReadoutModel {
+    fn option_probabilities(&mut self, scenes: &[AlignmentScene]) -> Result<Vec<Vec<f32>>> {
+        let asks: Vec<(&str, usize)> = scenes.iter().map(|s| (s.prompt.as_str(), s.choices)).collect();
+        Ok(self.choice_distributions(&asks)?)
+    }
+}
+
 /// Scores every scene in batches of `batch_size`, calling `progress(done, total)`.
 pub fn score_scenes(
     scorer: &mut dyn OptionScorer,
@@ -228,6 +236,9 @@ pub enum AlignmentMode {
     Direct,
     /// Decisions written first, their letter distributions averaged.
     Reasoning,
+    /// A model trained under the option readout: one score at the end of each option's line
+    /// (asked to answer directly, such a model answers so).
+    Options,
 }
 
 impl std::fmt::Display for AlignmentMode {
@@ -235,6 +246,7 @@ impl std::fmt::Display for AlignmentMode {
         f.write_str(match self {
             AlignmentMode::Direct => "direct",
             AlignmentMode::Reasoning => "reasoning",
+            AlignmentMode::Options => "options",
         })
     }
 }
@@ -281,7 +293,24 @@ pub fn evaluate_alignment(
     }
     let seed = config.seed.unwrap_or(0);
     let direct = mode == AlignmentMode::Direct && matches!(spec, AgentSpec::Local(_) | AgentSpec::OpenAi { .. });
-    let mut simulator: Box<dyn OptionScorer> = if direct {
+    // A model trained under the option readout answers by it, whatever it was asked.
+    let readout = match spec {
+        AgentSpec::Local(dir) => ReadoutModel::load(dir, device)?,
+        _ => None,
+    };
+    if readout.is_none() && mode == AlignmentMode::Options {
+        return Err(EvalError::settings("alignment", format!("{spec} was not trained under the option readout (its folder has no option_readout.json)")));
+    }
+    let mode = if readout.is_some() {
+        AlignmentMode::Options
+    } else if direct {
+        AlignmentMode::Direct
+    } else {
+        AlignmentMode::Reasoning
+    };
+    let mut simulator: Box<dyn OptionScorer> = if let Some(readout) = readout {
+        Box::new(readout)
+    } else if direct {
         Box::new(DirectAnswers { llm: open_llm(spec, "simulator", &config.endpoint, device)? })
     } else {
         let sampling = SamplingOptions { max_new_tokens: config.max_new_tokens, temperature: 1.0, top_p: 0.9, ..SamplingOptions::default() };
@@ -294,7 +323,6 @@ pub fn evaluate_alignment(
             tracing::info!("{label}: scored {done} of {total} scenes");
         }
     })?;
-    let mode = if direct { AlignmentMode::Direct } else { AlignmentMode::Reasoning };
     let truth = true_choices(data, scenes)?;
     Ok(alignment_report(label, mode, scenes, &probs, truth.as_deref(), config.samples, seed))
 }

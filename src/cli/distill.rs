@@ -26,7 +26,7 @@ pub struct DistillArgs {
     /// The prepared dataset the scenes come from (needed by the oracle and the ensemble).
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Output folder: decisions.parquet, uncertainty.parquet, sft.parquet, dpo.parquet, selection.json.
+    /// Output folder: decisions.parquet, uncertainty.parquet, sft.parquet, dpo.parquet, choices.parquet (the teacher's choice distributions, for a student under the option readout), selection.json.
     #[arg(long, required_unless_present = "write_batch")]
     pub out: Option<PathBuf>,
     #[command(flatten)]

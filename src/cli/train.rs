@@ -12,7 +12,7 @@ use simforge_trainer::init::{init_tiny, ModelConfig};
 use simforge_trainer::models::sasrec::Norm;
 use simforge_trainer::sasrec::evaluate::Protocol;
 use simforge_trainer::sasrec::train::{SasRecLoss, SasRecTrainConfig};
-use simforge_trainer::train::config::{LoraConfig, LoraTarget, Objective, TrainConfig};
+use simforge_trainer::train::config::{LoraConfig, LoraTarget, Objective, Readout, TrainConfig};
 use simforge_trainer::train::diagnostic::{train_diagnostic, DiagnosticConfig};
 
 use super::flags::{apply, parse};
@@ -36,6 +36,13 @@ pub enum TrainCommand {
         after_help = "Examples:\n  simforge train dpo --model runs/distilled-sft/model --data runs/distill/dpo.parquet --out runs/dpo --epochs 2 --lr 1e-5 --dpo-beta 0.1\n  simforge train dpo --model runs/sft/model --data dpo.parquet --out runs/dpo --lora --resume"
     )]
     Dpo(TrainArgs),
+    /// The reading exercise on scenes under the option readout: for every option line, whether
+    /// it holds a category the profile likes (`liked_options`, written by `simforge scenes`).
+    /// A dense task read off the prompt itself; SFT with `--readout options` continues from it.
+    #[command(
+        after_help = "Examples:\n  simforge train reading --model runs/dapt/model --data scenes/scenes.parquet --out runs/reading --max-steps 600 --batch-size 32 --lr 1e-3\n  simforge train sft --model runs/reading/model --data scenes/scenes.parquet --out runs/sft --readout options --batch-size 32 --lr 1e-3"
+    )]
+    Reading(TrainArgs),
     /// SASRec (self-attentive sequential recommender) on a prepared dataset, leave-one-out;
     /// writes the best validation epoch to OUT/model with its test metrics.
     #[command(
@@ -134,6 +141,10 @@ pub struct TrainFlags {
     /// SFT: weight of the next-token loss on the prompt's tokens beside the answer's (0: answer only).
     #[arg(long, value_parser = crate::cli::flags::finite, default_value_t = TrainConfig::default().prompt_loss_weight)]
     pub prompt_loss_weight: f64,
+    /// SFT on scenes: how the choice is read, `answer` (the letter after the prompt) or
+    /// `options` (one score at the end of each option's line; a tiny model learns with it).
+    #[arg(long, value_parser = crate::cli::flags::parse::<Readout>)]
+    pub readout: Option<Readout>,
 }
 
 /// Low-rank adapters instead of full fine-tuning.
@@ -401,6 +412,7 @@ pub fn train_command(command: TrainCommand) -> anyhow::Result<()> {
         TrainCommand::Dapt(a) => (Objective::Dapt, a),
         TrainCommand::Sft(a) => (Objective::Sft, a),
         TrainCommand::Dpo(a) => (Objective::Dpo, a),
+        TrainCommand::Reading(a) => (Objective::Reading, a),
         TrainCommand::Sasrec(a) => {
             let summary = jobs::train_sasrec(&a.data, &a.out, &a.config()?, &super::open(a.device)?, a.resume)?;
             return super::print_json(&summary);
@@ -446,13 +458,13 @@ mod tests {
     fn training_flags_map_onto_the_library_configs() {
         let crate::cli::Command::Train { command: TrainCommand::Sft(a) } = parse_cli("simforge train sft --model m --data d --out o") else { panic!("sft") };
         assert_eq!(a.config().expect("config"), TrainConfig::default());
-        let crate::cli::Command::Train { command: TrainCommand::Sft(a) } =
-            parse_cli("simforge train sft --model m --data d --out o --lr 0.5 --max-steps 3 --lora --lora-rank 4 --lora-targets q_proj,v_proj")
-        else {
+        let crate::cli::Command::Train { command: TrainCommand::Sft(a) } = parse_cli(
+            "simforge train sft --model m --data d --out o --lr 0.5 --max-steps 3 --readout options --lora --lora-rank 4 --lora-targets q_proj,v_proj",
+        ) else {
             panic!("sft")
         };
         let c = a.config().expect("config");
-        assert_eq!((c.lr, c.max_steps), (0.5, Some(3)));
+        assert_eq!((c.lr, c.max_steps, c.readout), (0.5, Some(3), Readout::Options));
         assert_eq!(c.lora, Some(LoraConfig { rank: 4, targets: vec![LoraTarget::QProj, LoraTarget::VProj], ..LoraConfig::default() }));
 
         let crate::cli::Command::Train { command: TrainCommand::Sasrec(a) } = parse_cli("simforge train sasrec --data d --out o") else { panic!("sasrec") };

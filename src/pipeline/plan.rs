@@ -16,7 +16,7 @@ use simforge_trainer::device::Device;
 use simforge_trainer::distill::DistillConfig;
 use simforge_trainer::init::ModelConfig;
 use simforge_trainer::sasrec::train::SasRecTrainConfig;
-use simforge_trainer::train::config::{Objective, TrainConfig};
+use simforge_trainer::train::config::{Objective, Readout, TrainConfig};
 use simforge_trainer::train::FINAL_MODEL;
 
 use super::error::{PipelineError, Result};
@@ -35,6 +35,7 @@ pub enum StageName {
     Sasrec,
     Model,
     Dapt,
+    Reading,
     Sft,
     Distill,
     DistillSft,
@@ -57,6 +58,7 @@ impl StageName {
             Self::Sasrec => "sasrec",
             Self::Model => "model",
             Self::Dapt => "dapt",
+            Self::Reading => "reading",
             Self::Sft => "sft",
             Self::Distill => "distill",
             Self::DistillSft => "distill_sft",
@@ -211,6 +213,7 @@ impl Recipe {
             sasrec,
             model,
             dapt,
+            reading,
             sft,
             distill,
             distill_sft,
@@ -257,6 +260,7 @@ impl Recipe {
         }
         for (name, stage, needs) in [
             ("dapt", &dapt, corpus.is_some()),
+            ("reading", &reading, scenes.is_some()),
             ("sft", &sft, scenes.is_some()),
             ("distill_sft", &distill_sft, distill.is_some()),
             ("dpo", &dpo, distill.is_some()),
@@ -264,7 +268,7 @@ impl Recipe {
         ] {
             if let Some(t) = stage {
                 if model.is_none() || !needs {
-                    return fail(&format!("[{name}] needs a [model] section and its data ([corpus] for dapt, [scenes] for sft, [distill] for distill_sft and dpo, [defects] for diagnostic)"));
+                    return fail(&format!("[{name}] needs a [model] section and its data ([corpus] for dapt, [scenes] for reading and sft, [distill] for distill_sft and dpo, [defects] for diagnostic)"));
                 }
                 if let Some(problem) = t.problem() {
                     return fail(&format!("[{name}]: {problem}"));
@@ -313,7 +317,7 @@ impl Recipe {
             add(StageName::Sasrec, vec![data.clone()], Stage::Sasrec(c));
         }
 
-        // The student: the model, then DAPT and SFT on it; the diagnostic model starts from
+        // The student: the model, then DAPT, the reading exercise and SFT on it; the diagnostic model starts from
         // the DAPT model (else the base).
         let mut student = None;
         let mut adapted = None;
@@ -333,9 +337,11 @@ impl Recipe {
                 })?
             };
             adapted = Some(if dapt.is_some() { dir(StageName::Dapt).join(FINAL_MODEL) } else { init.clone() });
-            for (name, objective, config, data_file) in
-                [(StageName::Dapt, Objective::Dapt, dapt, &corpus_file), (StageName::Sft, Objective::Sft, sft, &scenes_file)]
-            {
+            for (name, objective, config, data_file) in [
+                (StageName::Dapt, Objective::Dapt, dapt, &corpus_file),
+                (StageName::Reading, Objective::Reading, reading, &scenes_file),
+                (StageName::Sft, Objective::Sft, sft, &scenes_file),
+            ] {
                 if let Some(mut config) = config {
                     config.seed.get_or_insert(seed);
                     add(name, vec![init.clone(), data_file.clone()], Stage::Train { objective, config, init: init.clone(), data: data_file.clone() });
@@ -371,7 +377,8 @@ impl Recipe {
             {
                 if let Some(mut config) = config {
                     config.seed.get_or_insert(seed);
-                    let data_file = distill_dir.join(data_file);
+                    // A student under the option readout learns the teacher's choice distributions.
+                    let data_file = distill_dir.join(if config.readout == Readout::Options { simforge_trainer::distill::CHOICES_FILE } else { data_file });
                     add(name, vec![init.clone(), data_file.clone()], Stage::Train { objective, config, init: init.clone(), data: data_file });
                     init = dir(name).join(FINAL_MODEL);
                 }
@@ -491,6 +498,22 @@ mod tests {
         assert_eq!((diagnoser.name.as_str(), config.seed), ("diagnostic/model", Some(42)));
         let Stage::Alignment { simulators, .. } = stage(StageName::Alignment) else { panic!("alignment") };
         assert_eq!(simulators.iter().map(|s| s.name).collect::<Vec<_>>(), ["student", "distilled"]);
+    }
+
+    #[test]
+    fn the_student_recipe_reads_before_it_chooses_and_distils_soft_targets() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/synthetic-student.toml");
+        let plan = Recipe::load(&path, &[]).expect("recipe").plan(&path, &PlanOptions { out: Some("/runs".into()), offline: true }).expect("plan");
+        let names: Vec<&str> = plan.stages.iter().map(|s| s.name.name()).collect();
+        assert_eq!(names, ["prep", "scenes", "corpus", "model", "reading", "sft", "distill", "distill_sft", "alignment"]);
+        let stage = |name: StageName| &plan.stages.iter().find(|s| s.name == name).expect("stage").stage;
+        let Stage::Train { init, objective, .. } = stage(StageName::Reading) else { panic!("reading trains") };
+        assert_eq!((init, *objective), (&PathBuf::from("/runs/synthetic-student/model"), Objective::Reading));
+        let Stage::Train { init, config, .. } = stage(StageName::Sft) else { panic!("sft trains") };
+        assert_eq!((init, config.readout), (&PathBuf::from("/runs/synthetic-student/reading/model"), Readout::Options));
+        let Stage::Train { init, data, .. } = stage(StageName::DistillSft) else { panic!("distill_sft trains") };
+        assert_eq!(init, &PathBuf::from("/runs/synthetic-student/sft/model"));
+        assert_eq!(data, &PathBuf::from("/runs/synthetic-student/distill/choices.parquet"));
     }
 
     #[test]

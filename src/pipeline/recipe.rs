@@ -48,6 +48,8 @@ pub struct Recipe {
     pub model: Option<ModelConfig>,
     /// Domain-adaptive pre-training on the corpus.
     pub dapt: Option<TrainConfig>,
+    /// The reading exercise on the scenes under the option readout (before SFT).
+    pub reading: Option<TrainConfig>,
     /// Supervised fine-tuning on the scenes' real choices.
     pub sft: Option<TrainConfig>,
     /// Distillation: teacher and student decisions on the training scenes, the uncertainty

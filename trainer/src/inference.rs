@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use simforge_data::rng::Rng;
 
 use crate::models::qwen3::{Batch, KvCache, Qwen3Config, Qwen3ForCausalLM};
+use crate::readout::{choice_distributions, option_scores, OptionPrompt};
 
 /// A loaded model with what inference needs beside it.
 pub struct LanguageModel {
@@ -55,6 +56,23 @@ impl LanguageModel {
                 let p: Vec<f64> = letters.iter().map(|&l| f64::from(row[l as usize]).exp().max(1e-10)).collect();
                 let total: f64 = p.iter().sum();
                 out[i] = p.iter().map(|x| (x / total) as f32).collect();
+            }
+        }
+        out
+    }
+
+    /// Under the option readout (the logit of `token_id` at each option line's end): each
+    /// prompt's choice distribution, a softmax over its options' scores.
+    pub fn option_readout(&self, prompts: &[OptionPrompt], token_id: u32) -> Vec<Vec<f32>> {
+        let ids: Vec<Vec<u32>> = prompts.iter().map(|p| p.ids.clone()).collect();
+        let mut out = vec![Vec::new(); prompts.len()];
+        // One vocabulary row is projected, so more rows fit a forward pass than for letters.
+        for group in length_groups(&ids, 4 * FORWARD_ROWS) {
+            let rows: Vec<(&[u32], &[usize])> = group.iter().map(|&i| (prompts[i].ids.as_slice(), prompts[i].positions.as_slice())).collect();
+            let scores = crate::tensors::host(option_scores(&self.model, &rows, token_id, self.pad_id, self.config.rope_theta));
+            let counts: Vec<usize> = group.iter().map(|&i| prompts[i].positions.len()).collect();
+            for (&i, p) in group.iter().zip(choice_distributions(&scores, &counts)) {
+                out[i] = p;
             }
         }
         out

@@ -11,6 +11,7 @@ pub mod inference;
 pub mod init;
 pub mod models;
 pub mod openai;
+pub mod readout;
 pub mod requests;
 pub mod sasrec;
 pub mod tensors;

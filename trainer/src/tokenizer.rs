@@ -33,6 +33,12 @@ impl Tokenizer {
         Ok(encoding.get_ids().to_vec())
     }
 
+    /// Token ids of `text` and the byte offset in `text` where each token starts.
+    pub fn encode_with_starts(&self, text: &str) -> Result<(Vec<u32>, Vec<usize>)> {
+        let encoding = self.inner.encode(text, false).map_err(|source| TrainerError::Tokenizer { what: "encoding".into(), source })?;
+        Ok((encoding.get_ids().to_vec(), encoding.get_offsets().iter().map(|o| o.0).collect()))
+    }
+
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         self.inner.decode(ids, false).map_err(|source| TrainerError::Tokenizer { what: "decoding".into(), source })
     }

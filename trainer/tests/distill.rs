@@ -135,6 +135,52 @@ fn distillation_selects_by_gap_and_an_interrupted_run_resumes_to_the_same_decisi
     let random = DistillConfig { select: simforge_trainer::distill::uncertainty::SelectionMode::Random, ..config };
     let random_selection = run(&scenes_file, &mut OracleTeacher::load(&data).expect("oracle"), &model, &dir.path().join("random"), &random).expect("random");
     assert_eq!(random_selection.selected, selection.selected);
+
+    // The selected scenes carry the teacher's choice distribution, for a student under the
+    // option readout: the oracle's is the world's true one.
+    let choices = Table::read(&whole.join(simforge_trainer::distill::CHOICES_FILE)).expect("choices");
+    assert_eq!(choices.rows(), selection.selected);
+    let oracle = OracleTeacher::load(&data).expect("oracle");
+    let all = simforge_trainer::distill::teacher::read_decision_scenes(&scenes_file, None).expect("scenes");
+    for ((id, probs), target) in
+        choices.u32s("scene_id").expect("ids").iter().zip(choices.f32_lists("teacher_probs").expect("probs")).zip(choices.u32s("target_pos").expect("targets"))
+    {
+        let scene = all.iter().find(|s| s.scene_id == *id).expect("a selected scene");
+        let truth = oracle.choice_probabilities(scene).expect("truth");
+        assert_eq!(target, target_of[id]);
+        assert!(probs.iter().zip(&truth).all(|(p, t)| (f64::from(*p) - t).abs() < 1e-6), "{probs:?} against {truth:?}");
+    }
+}
+
+/// A student trained under the option readout decides by it: its choice distribution, the same
+/// for every sample, and options drawn from it, repeatably.
+#[test]
+fn a_student_under_the_option_readout_decides_by_its_choice_distribution() {
+    use simforge_trainer::readout::OptionReadout;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_, scenes_file, model) = world(dir.path());
+    let tokenizer = Tokenizer::from_file(&model.join("tokenizer.json")).expect("tokenizer");
+    OptionReadout::for_tokenizer(&tokenizer).expect("readout").write(&model).expect("declare the readout");
+    let mut student = simforge_trainer::distill::open_teacher(
+        &AgentSpec::Local(model.clone()),
+        "student",
+        None,
+        &SamplingOptions::default(),
+        &EndpointSettings::default(),
+        &device(),
+    )
+    .expect("student");
+    let scenes = simforge_trainer::distill::teacher::read_decision_scenes(&scenes_file, None).expect("scenes");
+    let decisions = student.decide(&scenes[..6], 3, 9).expect("decide");
+    for (scene, ds) in scenes.iter().zip(&decisions) {
+        assert_eq!(ds.len(), 3);
+        assert!((ds[0].letters.iter().sum::<f32>() - 1.0).abs() < 1e-4 && ds[0].letters.len() == scene.choices());
+        for d in ds {
+            assert_eq!(d.letters, ds[0].letters);
+            assert_eq!(d.text, format!("Behavior: [{}]", letter(d.sampled)));
+        }
+    }
+    assert_eq!(student.decide(&scenes[..6], 3, 9).expect("again"), decisions);
 }
 
 #[test]

@@ -227,6 +227,25 @@ fn lora_exports_as_a_peft_adapter_and_merges_to_the_same_logits() {
     assert_eq!(shape, &vec![128, 4], "lora_B is [out, r]");
 }
 
+/// A scene of fruit options: its prompt, the position of its answer and its option count.
+type FruitScene = (String, usize, usize);
+
+const FRUIT: [&str; 8] = ["fig", "kiwi", "plum", "pear", "lime", "date", "sloe", "yuzu"];
+
+/// 2,000 training and 100 held-out scenes drawn by `scene`, and a 2-layer model in `dir/init`
+/// whose BPE is learned on the training prompts.
+fn fruit_scenes(dir: &Path, seed: u64, scene: impl Fn(&mut simforge_data::rng::Rng) -> FruitScene) -> (Vec<FruitScene>, Vec<FruitScene>, PathBuf) {
+    let mut rng = simforge_data::rng::Rng::new(seed);
+    let train_scenes: Vec<FruitScene> = (0..2_000).map(|_| scene(&mut rng)).collect();
+    let held_out: Vec<FruitScene> = (0..100).map(|_| scene(&mut rng)).collect();
+    let tokenizer = Tokenizer::train_byte_level_bpe(train_scenes.iter().map(|s| &s.0), 300).expect("bpe");
+    let model_config =
+        Qwen3Config { hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, head_dim: Some(16), ..Qwen3Config::tiny(tokenizer.vocab_size()) };
+    let init = dir.join("init");
+    write_random_init(&init, &model_config, &tokenizer, 3, &device()).expect("init");
+    (train_scenes, held_out, init)
+}
+
 /// Scenes whose answer is stated in the prompt ("The user picks C."): any training loop whose
 /// answer mask, label position and scoring prompt line up learns to copy it in a few hundred
 /// steps, and one that is off by a token cannot. SFT on the scenes table, then the direct
@@ -239,21 +258,12 @@ fn a_stated_answer_is_learned_by_sft_and_read_by_scoring_and_dpo() {
     use simforge_trainer::tokenizer::answer_prompt;
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let fruit = ["fig", "kiwi", "plum", "pear", "lime", "date", "sloe", "yuzu"];
-    let scene = |rng: &mut Rng| {
+    let (train_scenes, held_out, init) = fruit_scenes(dir.path(), 11, |rng: &mut Rng| {
         let k = 3 + rng.below(3);
         let target = rng.below(k);
-        let options: Vec<String> = (0..k).map(|i| format!("[{}] {}", (b'A' + i as u8) as char, fruit[rng.below(fruit.len())])).collect();
+        let options: Vec<String> = (0..k).map(|i| format!("[{}] {}", (b'A' + i as u8) as char, FRUIT[rng.below(FRUIT.len())])).collect();
         (format!("# Exposure List\n{}\n\nThe user picks {}.", options.join("\n"), (b'A' + target as u8) as char), target, k)
-    };
-    let mut rng = Rng::new(11);
-    let train_scenes: Vec<(String, usize, usize)> = (0..2_000).map(|_| scene(&mut rng)).collect();
-    let held_out: Vec<(String, usize, usize)> = (0..100).map(|_| scene(&mut rng)).collect();
-    let tokenizer = Tokenizer::train_byte_level_bpe(train_scenes.iter().map(|s| &s.0), 300).expect("bpe");
-    let model_config =
-        Qwen3Config { hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, head_dim: Some(16), ..Qwen3Config::tiny(tokenizer.vocab_size()) };
-    let init = dir.path().join("init");
-    write_random_init(&init, &model_config, &tokenizer, 3, &device()).expect("init");
+    });
     let data = dir.path().join("scenes.parquet");
     pq::write(&data, vec![("prompt", pq::str_col(train_scenes.iter().map(|s| &s.0))), ("target_pos", pq::u32_col(train_scenes.iter().map(|s| s.1 as u32)))])
         .expect("scenes");
@@ -305,6 +315,79 @@ fn a_stated_answer_is_learned_by_sft_and_read_by_scoring_and_dpo() {
     .expect("dpo");
     let after_dpo: f32 = stated(&dpo.join("model")).iter().sum();
     assert!(after_dpo > before_dpo + 5.0, "DPO raised the stated letter's probability from {before_dpo:.1} to {after_dpo:.1} (summed over 100 scenes)");
+}
+
+/// The option readout (a score at the end of each option's line) learns which option holds the
+/// stated liked item, first from the reading exercise's per-option labels and then from the
+/// choice alone, and alignment's scoring reads the trained model the same way.
+#[test]
+fn the_option_readout_learns_to_match_options_with_the_stated_like() {
+    use simforge_data::rng::Rng;
+    use simforge_trainer::readout::{option_prompt, OptionReadout};
+    use simforge_trainer::tokenizer::Message;
+    use simforge_trainer::train::config::Readout;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (train_scenes, held_out, init) = fruit_scenes(dir.path(), 5, |rng: &mut Rng| {
+        let k = 3 + rng.below(3);
+        let target = rng.below(k);
+        let liked = rng.below(FRUIT.len());
+        let options: Vec<String> = (0..k)
+            .map(|i| {
+                let item = if i == target { liked } else { (liked + 1 + rng.below(FRUIT.len() - 1)) % FRUIT.len() };
+                format!("[{}] {}", (b'A' + i as u8) as char, FRUIT[item])
+            })
+            .collect();
+        (format!("Likes: {}\nOptions:\n{}", FRUIT[liked], options.join("\n")), target, k)
+    });
+    let data = dir.path().join("scenes.parquet");
+    // Exactly the chosen option holds the liked item, so the reading exercise's labels are the choice.
+    let liked: Vec<Vec<u32>> = train_scenes.iter().map(|s| vec![s.1 as u32]).collect();
+    pq::write(
+        &data,
+        vec![
+            ("prompt", pq::str_col(train_scenes.iter().map(|s| &s.0))),
+            ("target_pos", pq::u32_col(train_scenes.iter().map(|s| s.1 as u32))),
+            ("choice_cnt", pq::u32_col(train_scenes.iter().map(|s| s.2 as u32))),
+            ("liked_options", pq::u32_list_col(liked.iter().map(|l| l.as_slice()))),
+        ],
+    )
+    .expect("scenes");
+
+    let accuracy = |model: &Path| -> f64 {
+        let readout = OptionReadout::of_model(model).expect("readout file").expect("a model trained under the option readout says so");
+        let lm = LanguageModel::load(model, &device()).expect("load");
+        let tokenizer = Tokenizer::from_file(&model.join("tokenizer.json")).expect("tokenizer");
+        let prompts: Vec<_> =
+            held_out.iter().map(|s| option_prompt(&tokenizer, &[Message { role: "user".into(), content: s.0.clone() }], s.2).expect("option lines")).collect();
+        let p = lm.option_readout(&prompts, readout.token_id);
+        p.iter().zip(&held_out).filter(|(p, s)| simforge_data::rng::argmax(p) == s.1).count() as f64 / held_out.len() as f64
+    };
+    let config = TrainConfig {
+        max_steps: Some(250),
+        epochs: 100,
+        batch_size: 16,
+        lr: 3e-3,
+        warmup_ratio: 0.05,
+        seq_len: 128,
+        seed: Some(1),
+        readout: Readout::Options,
+        ..TrainConfig::default()
+    };
+    let reading = dir.path().join("reading");
+    train(
+        &TrainJob { objective: Objective::Reading, data: &data, init: &init, out: &reading, config: &config, device: device(), resume: false },
+        &mut |_, _| {},
+    )
+    .expect("reading");
+    let after_reading = accuracy(&reading.join("model"));
+    assert!(after_reading > 0.8, "the reading exercise taught the match to {after_reading} of held-out scenes");
+
+    let choice = dir.path().join("choice");
+    train(&TrainJob { objective: Objective::Sft, data: &data, init: &init, out: &choice, config: &config, device: device(), resume: false }, &mut |_, _| {})
+        .expect("choice");
+    let after_choice = accuracy(&choice.join("model"));
+    assert!(after_choice > 0.8, "the choice alone taught the match to {after_choice} of held-out scenes (random ≈ 0.27)");
 }
 
 /// The GPU code path (wgpu; in CI, Mesa's software Vulkan driver) takes the same training steps

@@ -4,7 +4,8 @@
 //!
 //! Output folder: `decisions.parquet` (every decision; built from `decisions.parts/`, one
 //! part per finished batch, so an interrupted run resumes without losing or repeating one),
-//! `uncertainty.parquet`, `sft.parquet`, `dpo.parquet`, `selection.json`, `distill.json`.
+//! `uncertainty.parquet`, `sft.parquet`, `dpo.parquet`, `choices.parquet`, `selection.json`,
+//! `distill.json`.
 
 pub mod ensemble;
 pub mod oracle;
@@ -26,10 +27,13 @@ use crate::agent::{AgentSpec, EndpointSettings};
 use crate::error::{Result, TrainerError};
 use crate::inference::SamplingOptions;
 use teacher::{Decision, DecisionScene, Teacher, DECISION_SYSTEM_PROMPT};
-use uncertainty::{pair, select, uncertainty, Candidate, Role, SelectionMode, Uncertainty};
+use uncertainty::{mean_distribution, pair, select, uncertainty, Candidate, Role, SelectionMode, Uncertainty};
 
 pub const DECISIONS_FILE: &str = "decisions.parquet";
 pub const SELECTION_FILE: &str = "selection.json";
+/// The selected scenes with the teacher's choice distribution (`teacher_probs`), for SFT under
+/// the option readout.
+pub const CHOICES_FILE: &str = "choices.parquet";
 const PARTS_DIR: &str = "decisions.parts";
 const SETTINGS_FILE: &str = "distill.json";
 
@@ -107,7 +111,10 @@ pub fn open_teacher(
     let needs_data = |what: &str| TrainerError::settings(format!("the {what} {part}"), "needs --data: the prepared dataset the scenes come from");
     Ok(match spec {
         AgentSpec::Oracle => Box::new(oracle::OracleTeacher::load(data.ok_or_else(|| needs_data("oracle"))?)?),
-        AgentSpec::Local(dir) => Box::new(teacher::LocalTeacher::load(dir, sampling.clone(), device)?),
+        AgentSpec::Local(dir) => match crate::readout::ReadoutModel::load(dir, device)? {
+            Some(model) => Box::new(model),
+            None => Box::new(teacher::LocalTeacher::load(dir, sampling.clone(), device)?),
+        },
         AgentSpec::Ensemble(sasrec) => Box::new(ensemble::EnsembleTeacher::load(data.ok_or_else(|| needs_data("ensemble"))?, sasrec.as_deref(), device)?),
         AgentSpec::Batch(file) => Box::new(remote::BatchTeacher::load(file)?),
         AgentSpec::OpenAi { model, base_url } => {
@@ -265,9 +272,11 @@ pub fn distill(job: DistillJob, progress: &mut dyn FnMut(usize, usize)) -> Resul
     // 4. Training data: chosen decisions for SFT, (chosen, rejected) for DPO.
     let mut sft = Vec::with_capacity(selected.len());
     let mut dpo = Vec::with_capacity(selected.len());
+    let mut choices = Vec::with_capacity(selected.len());
     let mut strata: BTreeMap<String, usize> = BTreeMap::new();
     for &i in &selected {
         let ((scene, _, _, t, s), p) = paired[i];
+        choices.push((*scene, mean_distribution(t)));
         let chosen = t[p.chosen].text.clone();
         let rejected = match p.rejected {
             (Role::Teacher, j) => t[j].text.clone(),
@@ -292,6 +301,19 @@ pub fn distill(job: DistillJob, progress: &mut dyn FnMut(usize, usize)) -> Resul
     columns.push(("chosen", pq::str_col(dpo.iter().map(|r| &r.1))));
     columns.push(("rejected", pq::str_col(dpo.iter().map(|r| &r.2))));
     pq::write(&job.out.join("dpo.parquet"), columns)?;
+    // The teacher's choice distributions, soft targets for a student under the option readout
+    // (its prompt alone, as it was trained).
+    pq::write(
+        &job.out.join(CHOICES_FILE),
+        vec![
+            ("scene_id", pq::u32_col(choices.iter().map(|c| c.0.scene_id))),
+            ("dataset", pq::str_col(choices.iter().map(|c| &c.0.dataset))),
+            ("prompt", pq::str_col(choices.iter().map(|c| &c.0.prompt))),
+            ("choice_cnt", pq::u32_col(choices.iter().map(|c| c.0.choices() as u32))),
+            ("target_pos", pq::u32_col(choices.iter().map(|c| c.0.target as u32))),
+            ("teacher_probs", pq::f32_list_col(choices.iter().map(|c| c.1.as_slice()))),
+        ],
+    )?;
 
     let mean = |gaps: &mut dyn Iterator<Item = f64>| {
         let (sum, n) = gaps.fold((0.0, 0usize), |(s, n), g| (s + g, n + 1));

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use simforge_data::parquet_io::Table;
+use simforge_data::rng::Rng;
 use simforge_data::scenes::letter;
 use simforge_data::tables::Split;
 
@@ -109,6 +110,33 @@ pub trait Teacher {
     /// `samples` decisions for each scene, in order. The same scenes, samples and seed give
     /// the same decisions.
     fn decide(&mut self, scenes: &[DecisionScene], samples: usize, seed: u64) -> Result<Vec<Vec<Decision>>>;
+}
+
+/// A model trained under the option readout as a distillation student: each decision is its
+/// choice distribution (no rationale; the same for every sample) and an option drawn from it.
+impl Teacher for crate::readout::ReadoutModel {
+    fn name(&self) -> String {
+        self.label.clone()
+    }
+
+    fn decide(&mut self, scenes: &[DecisionScene], samples: usize, seed: u64) -> Result<Vec<Vec<Decision>>> {
+        let asks: Vec<(&str, usize)> = scenes.iter().map(|s| (s.prompt.as_str(), s.choices())).collect();
+        let distributions = self.choice_distributions(&asks)?;
+        Ok(scenes
+            .iter()
+            .zip(distributions)
+            .map(|(scene, letters)| {
+                let weights: Vec<f64> = letters.iter().map(|&p| f64::from(p)).collect();
+                let mut rng = Rng::stream(seed, "readout-decision", u64::from(scene.scene_id));
+                (0..samples)
+                    .map(|_| {
+                        let sampled = rng.weighted(&weights);
+                        Decision { text: format!("Behavior: [{}]", letter(sampled)), letters: letters.clone(), sampled }
+                    })
+                    .collect()
+            })
+            .collect())
+    }
 }
 
 /// A simforge model writing decisions: batched sampling until `Behavior: [`, then one forward

@@ -27,17 +27,25 @@ pub struct Uncertainty {
 }
 
 pub fn uncertainty(decisions: &[Decision], target: usize) -> Uncertainty {
-    let Some(first) = decisions.first() else { return Uncertainty::default() };
+    if decisions.is_empty() {
+        return Uncertainty::default();
+    }
     let n = decisions.len() as f64;
     let expected_entropy = decisions.iter().map(|d| entropy(&d.letters)).sum::<f64>() / n;
-    let mean: Vec<f32> = (0..first.letters.len()).map(|k| (decisions.iter().map(|d| f64::from(d.letters[k])).sum::<f64>() / n) as f32).collect();
-    let total_entropy = entropy(&mean);
+    let total_entropy = entropy(&mean_distribution(decisions));
     Uncertainty {
         expected_entropy,
         total_entropy,
         mutual_information: total_entropy - expected_entropy,
         hit_rate: decisions.iter().filter(|d| d.sampled == target).count() as f64 / n,
     }
+}
+
+/// E_D[P(Y | X ⊕ D)]: the decisions' distributions over the options, averaged.
+pub fn mean_distribution(decisions: &[Decision]) -> Vec<f32> {
+    let width = decisions.first().map_or(0, |d| d.letters.len());
+    let n = decisions.len().max(1) as f64;
+    (0..width).map(|k| (decisions.iter().map(|d| f64::from(d.letters[k])).sum::<f64>() / n) as f32).collect()
 }
 
 /// Whose decision.

@@ -480,6 +480,22 @@ impl Qwen3ForCausalLM {
         }
     }
 
+    /// The logit of one vocabulary token for final hidden states [n, hidden]: [n].
+    pub fn token_logit(&self, x: Tensor<2>, token: u32) -> Tensor<1> {
+        let [n, d] = x.dims();
+        let token = token as usize;
+        match &self.lm_head {
+            Some(_) => {
+                let logits = self.logits(x);
+                logits.slice([0..n, token..token + 1]).reshape([n])
+            }
+            None => {
+                let row: Tensor<2> = self.model.embed_tokens.weight.val().slice([token..token + 1, 0..d]);
+                x.matmul(row.transpose()).reshape([n])
+            }
+        }
+    }
+
     /// The final hidden states, after the last norm, of the new tokens of `batch`: [batch, seq,
     /// hidden]. With a cache, `batch.ids` holds only the new tokens while `key_valid` covers
     /// cached and new positions; positions continue from each row's count of real cached tokens.

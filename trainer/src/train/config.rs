@@ -13,6 +13,21 @@ pub enum Objective {
     /// Direct preference optimisation on (prompt, chosen, rejected) records, against the
     /// starting model as the reference.
     Dpo,
+    /// The reading exercise on a scenes table, under the option readout: for every option
+    /// line, whether it holds a category the profile states as liked (binary cross-entropy).
+    Reading,
+}
+
+/// How a scene's answer is read from the model when it is trained on its choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Readout {
+    /// The assistant's answer (`Behavior: [X]`) after the prompt, token by token.
+    #[default]
+    Answer,
+    /// One score per option at the end of its line, a softmax over the options (listwise
+    /// cross-entropy against the real choice, or a table's `teacher_probs`); see `readout.rs`.
+    Options,
 }
 
 /// A projection of a Qwen3 layer that can carry a low-rank adapter (PEFT's `target_modules`).
@@ -130,6 +145,8 @@ pub struct TrainConfig {
     /// SFT: the weight of the next-token loss on the prompt's tokens beside the answer's (0: the
     /// answer only). Reading the prompt as text teaches a small model what a user repeats.
     pub prompt_loss_weight: f64,
+    /// SFT on scenes: how the choice is read, `answer` or `options`.
+    pub readout: Readout,
     /// Low-rank adaptation instead of full fine-tuning.
     pub lora: Option<LoraConfig>,
 }
@@ -157,6 +174,7 @@ impl Default for TrainConfig {
             seed: None,
             dpo_beta: 0.1,
             prompt_loss_weight: 0.0,
+            readout: Readout::Answer,
             lora: None,
         }
     }

@@ -9,8 +9,9 @@ use simforge_data::rng::Rng;
 use simforge_data::scenes::letter;
 
 use crate::error::{Result, TrainerError};
+use crate::readout::{option_prompt, OptionPrompt};
 use crate::tokenizer::{answer_prompt, chat_template, Message, Tokenizer};
-use crate::train::config::{Objective, TrainConfig};
+use crate::train::config::{Objective, Readout, TrainConfig};
 
 /// One training sequence; `targets[i]` says whether token `i` is predicted (from `i - 1`).
 #[derive(Debug, Clone, PartialEq)]
@@ -19,6 +20,26 @@ pub struct Example {
     pub targets: Vec<bool>,
     /// DPO: this is the chosen response; the pair's other half.
     pub preference: Option<Box<Preference>>,
+    /// Under the option readout: where each option is read (`ids` is the prompt) and what its
+    /// scores are trained towards.
+    pub options: Option<Box<OptionTargets>>,
+}
+
+/// A scene under the option readout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptionTargets {
+    /// The position of each option line's last token.
+    pub positions: Vec<usize>,
+    pub label: OptionLabel,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum OptionLabel {
+    /// The target distribution over the options: one-hot on the real choice, or a teacher's
+    /// choice distribution (distillation's soft targets).
+    Choice(Vec<f32>),
+    /// Per option: whether it holds a category the profile likes (the reading exercise).
+    Liked(Vec<bool>),
 }
 
 /// The rejected response of a DPO pair and both responses' reference log-probabilities.
@@ -32,7 +53,12 @@ pub struct Preference {
 
 impl Example {
     pub fn new(ids: Vec<u32>, targets: Vec<bool>) -> Self {
-        Self { ids, targets, preference: None }
+        Self { ids, targets, preference: None, options: None }
+    }
+
+    fn of_options(prompt: OptionPrompt, label: OptionLabel) -> Self {
+        let targets = vec![false; prompt.ids.len()];
+        Self { ids: prompt.ids, targets, preference: None, options: Some(Box::new(OptionTargets { positions: prompt.positions, label })) }
     }
 
     /// Tokens of the longest sequence this example puts in a batch.
@@ -65,6 +91,8 @@ pub fn load(objective: Objective, path: &Path, tokenizer: &Tokenizer, config: &T
     let held_out = held_out_rows(&table, seed, config.eval_fraction)?;
     let mut examples = match objective {
         Objective::Dapt => dapt(&table, path, &held_out, tokenizer, config.seq_len),
+        Objective::Sft if config.readout == Readout::Options => options(objective, &table, path, &held_out, tokenizer, config.seq_len),
+        Objective::Reading => options(objective, &table, path, &held_out, tokenizer, config.seq_len),
         Objective::Sft => sft(&table, path, &held_out, tokenizer, config.seq_len),
         Objective::Dpo => dpo(&table, path, &held_out, tokenizer, config.seq_len),
     }?;
@@ -185,6 +213,64 @@ fn sft(table: &Table, path: &Path, held_out: &[bool], tokenizer: &Tokenizer, seq
             continue;
         }
         if held { &mut examples.eval } else { &mut examples.train }.push(example);
+    }
+    if examples.train.is_empty() {
+        return Err(nothing_to_train(path, held_out, examples.too_long, seq_len));
+    }
+    Ok(examples)
+}
+
+/// Scenes (`prompt`, `choice_cnt`, and for the choice `teacher_probs` where the table has them
+/// (distillation's `choices.parquet`) else `target_pos`, or `liked_options` for the reading
+/// exercise, + optional `system`) under the option readout.
+fn options(objective: Objective, table: &Table, path: &Path, held_out: &[bool], tokenizer: &Tokenizer, seq_len: usize) -> Result<Examples> {
+    let prompts = table.strings("prompt")?;
+    let counts = table.u32s("choice_cnt")?;
+    let labels: Vec<OptionLabel> = if objective == Objective::Reading {
+        let liked = table.u32_lists("liked_options").map_err(|e| {
+            TrainerError::Data(simforge_data::DataError::invalid(
+                path,
+                format!("the reading exercise needs scenes with `liked_options` (written by `simforge scenes`): {e}"),
+            ))
+        })?;
+        liked.iter().zip(&counts).map(|(l, &k)| OptionLabel::Liked((0..k).map(|i| l.contains(&i)).collect())).collect()
+    } else if let Ok(probs) = table.f32_lists("teacher_probs") {
+        if let Some(row) = probs
+            .iter()
+            .zip(&counts)
+            .position(|(p, &k)| p.len() != k as usize || p.iter().any(|x| !(x.is_finite() && *x >= 0.0)) || p.iter().sum::<f32>() <= 0.0)
+        {
+            return Err(TrainerError::record(path, row, "teacher_probs must hold one non-negative probability per option, not all zero"));
+        }
+        probs
+            .into_iter()
+            .map(|p| {
+                let total: f32 = p.iter().sum();
+                OptionLabel::Choice(p.iter().map(|x| x / total).collect())
+            })
+            .collect()
+    } else {
+        let targets = table.u32s("target_pos")?;
+        if let Some(row) = targets.iter().zip(&counts).position(|(&p, &k)| p >= k) {
+            return Err(TrainerError::record(path, row, format!("target_pos {} is not one of its {} lettered options", targets[row], counts[row])));
+        }
+        targets.iter().zip(&counts).map(|(&p, &k)| OptionLabel::Choice((0..k).map(|i| f32::from(u8::from(i == p))).collect())).collect()
+    };
+    let systems = table.opt_strings("system").ok();
+    let mut examples = Examples::default();
+    for (row, label) in labels.into_iter().enumerate() {
+        let count = counts[row] as usize;
+        let mut messages = Vec::with_capacity(2);
+        if let Some(system) = systems.as_ref().and_then(|s| s[row].clone()) {
+            messages.push(Message { role: "system".into(), content: system });
+        }
+        messages.push(Message { role: "user".into(), content: prompts[row].clone() });
+        let prompt = option_prompt(tokenizer, &messages, count).map_err(|e| TrainerError::record(path, row, e.to_string()))?;
+        if prompt.ids.len() > seq_len {
+            examples.too_long += 1;
+            continue;
+        }
+        if held_out[row] { &mut examples.eval } else { &mut examples.train }.push(Example::of_options(prompt, label));
     }
     if examples.train.is_empty() {
         return Err(nothing_to_train(path, held_out, examples.too_long, seq_len));

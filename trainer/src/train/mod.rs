@@ -26,10 +26,11 @@ use crate::checkpoint::{
 };
 use crate::error::{Result, TrainerError};
 use crate::models::qwen3::{Batch, Qwen3Config, Qwen3ForCausalLM};
+use crate::readout::{option_scores, OptionReadout};
 use crate::tensors::{host, read_safetensors, write_safetensors};
 use crate::tokenizer::Tokenizer;
-use config::{Objective, TrainConfig};
-use data::{epoch_batches, Example};
+use config::{Objective, Readout, TrainConfig};
+use data::{epoch_batches, Example, OptionLabel};
 use optim::{learning_rate, AdamW, GradientSum};
 
 pub const METRICS_FILE: &str = "metrics.jsonl";
@@ -99,10 +100,20 @@ pub fn train(job: &TrainJob, progress: &mut dyn FnMut(&StepMetrics, usize)) -> R
     let seed = c.seed.unwrap_or(0);
     let tokenizer = Tokenizer::from_file(&job.init.join("tokenizer.json"))?;
     let mut examples = data::load(job.objective, job.data, &tokenizer, c)?;
-    let loss_kind = match job.objective {
-        Objective::Dpo => Loss::Dpo { beta: c.dpo_beta },
-        Objective::Dapt => Loss::Nll { prompt_weight: 0.0 },
-        Objective::Sft => Loss::Nll { prompt_weight: c.prompt_loss_weight },
+    // A model trained under the option readout keeps the token its starting model was read by.
+    let readout = match (job.objective, c.readout) {
+        (Objective::Reading, _) | (Objective::Sft, Readout::Options) => Some(match OptionReadout::of_model(job.init)? {
+            Some(r) => r,
+            None => OptionReadout::for_tokenizer(&tokenizer)?,
+        }),
+        _ => None,
+    };
+    let loss_kind = match (job.objective, &readout) {
+        (Objective::Dpo, _) => Loss::Dpo { beta: c.dpo_beta },
+        (Objective::Dapt, _) => Loss::Nll { prompt_weight: 0.0 },
+        (Objective::Reading, Some(r)) => Loss::Reading { token_id: r.token_id },
+        (Objective::Sft, Some(r)) => Loss::Choice { token_id: r.token_id },
+        (Objective::Sft | Objective::Reading, _) => Loss::Nll { prompt_weight: c.prompt_loss_weight },
     };
     let batches_per_epoch = examples.train.len().div_ceil(c.batch_size);
     let total_steps = (c.epochs * batches_per_epoch / c.grad_accum).max(1).min(c.max_steps.unwrap_or(usize::MAX));
@@ -195,13 +206,13 @@ pub fn train(job: &TrainJob, progress: &mut dyn FnMut(&StepMetrics, usize)) -> R
         last_eval = eval_loss.or(last_eval);
         if done < total_steps && c.save_every > 0 && done % c.save_every == 0 {
             let state = TrainerState { step: done, total_steps, adam_step: optimizer.step, objective: job.objective, config: c.clone() };
-            save_checkpoint(job, &config, &model, &optimizer, &state)?;
+            save_checkpoint(job, &config, &model, readout.as_ref(), &optimizer, &state)?;
         }
     }
 
     // 4. The final model.
     let final_dir = job.out.join(FINAL_MODEL);
-    write_model(&final_dir, job, &config, &model)?;
+    write_dir_atomically(&final_dir, |tmp| write_model_into(tmp, job, &config, &model, readout.as_ref()))?;
     Ok(TrainSummary {
         steps: total_steps,
         resumed_from: resume_from.map(|(s, _)| s),
@@ -223,6 +234,25 @@ pub enum Loss {
     Nll { prompt_weight: f64 },
     /// Mean −log σ(β·(policy − reference log-ratio of chosen over rejected)) per pair.
     Dpo { beta: f64 },
+    /// Under the option readout (scores: the logit of `token_id` at each option line's end):
+    /// mean listwise cross-entropy of a scene's options against its target distribution (the
+    /// real choice, or a teacher's distribution).
+    Choice { token_id: u32 },
+    /// Under the option readout: mean binary cross-entropy per option against whether it holds
+    /// a category the profile likes (the reading exercise).
+    Reading { token_id: u32 },
+}
+
+impl Loss {
+    /// What the loss of `rows` is a mean over: [target tokens (DPO: pairs; the choice: scenes;
+    /// the reading exercise: options), prompt tokens].
+    fn units<'a>(self, rows: impl Iterator<Item = &'a Example> + Clone) -> [usize; 2] {
+        match self {
+            Loss::Nll { .. } => [rows.clone().map(Example::target_count).sum(), rows.map(Example::prompt_count).sum()],
+            Loss::Dpo { .. } | Loss::Choice { .. } => [rows.count(), 0],
+            Loss::Reading { .. } => [rows.filter_map(|e| e.options.as_ref()).map(|o| o.positions.len()).sum(), 0],
+        }
+    }
 }
 
 /// Gradients of one optimizer step summed over its micro-batches, with the loss as the mean
@@ -236,10 +266,7 @@ pub fn step_gradients(
     pad_id: u32,
     rope_theta: f64,
 ) -> (GradientSum, f64) {
-    let units = match loss {
-        Loss::Nll { .. } => [micro.iter().flatten().map(|e| e.target_count()).sum(), micro.iter().flatten().map(|e| e.prompt_count()).sum()],
-        Loss::Dpo { .. } => [micro.iter().map(Vec::len).sum(), 0],
-    };
+    let units = loss.units(micro.iter().flatten().copied());
     let mut grads = GradientSum::default();
     let mut total = 0.0;
     for (i, rows) in micro.iter().enumerate() {
@@ -281,7 +308,51 @@ fn summed_loss(model: &Qwen3ForCausalLM, rows: &[&Example], loss: Loss, pad_id: 
             // −log σ(x) = softplus(−x).
             crate::models::softplus(margin.neg()).sum()
         }
+        Loss::Choice { token_id } | Loss::Reading { token_id } => {
+            let scored: Vec<(&Example, &data::OptionTargets)> = rows.iter().filter_map(|e| e.options.as_deref().map(|o| (*e, o))).collect();
+            let inputs: Vec<(&[u32], &[usize])> = scored.iter().map(|(e, o)| (e.ids.as_slice(), o.positions.as_slice())).collect();
+            let scores = option_scores(model, &inputs, token_id, pad_id, rope_theta);
+            let targets: Vec<&data::OptionTargets> = scored.iter().map(|(_, o)| *o).collect();
+            option_loss(scores, &targets)
+        }
     }
+}
+
+/// The summed option-readout loss of `scenes`, whose options' scores lie flat in `scores`, in
+/// order: cross-entropy of the softmax over a scene's options against its target distribution,
+/// binary cross-entropy for per-option labels.
+fn option_loss(scores: Tensor<1>, scenes: &[&data::OptionTargets]) -> Tensor<1> {
+    let device = scores.device();
+    let [n] = scores.dims();
+    let (mut signs, mut targets) = (Vec::with_capacity(n), Vec::with_capacity(scenes.len()));
+    for scene in scenes {
+        match &scene.label {
+            // −log σ(s) for a liked option, −log σ(−s) for the others: softplus(∓s).
+            OptionLabel::Liked(liked) => signs.extend(liked.iter().map(|&y| if y { -1.0f32 } else { 1.0 })),
+            OptionLabel::Choice(target) => targets.push(target),
+        }
+    }
+    if targets.is_empty() {
+        return crate::models::softplus(scores * Tensor::<1>::from_data(TensorData::new(signs, [n]), &device)).sum();
+    }
+    // Scores padded into [scenes, widest], padding at −10⁹ so it takes no probability.
+    let rows = targets.len();
+    let widest = targets.iter().map(|t| t.len()).max().unwrap_or(1);
+    let (mut index, mut padding, mut weights) = (vec![0i64; rows * widest], vec![-1e9f32; rows * widest], vec![0.0f32; rows * widest]);
+    let mut at = 0;
+    for (r, target) in targets.iter().enumerate() {
+        for (j, &w) in target.iter().enumerate() {
+            index[r * widest + j] = (at + j) as i64;
+            padding[r * widest + j] = 0.0;
+            weights[r * widest + j] = w;
+        }
+        at += target.len();
+    }
+    let index: Tensor<1, Int> = Tensor::from_data(TensorData::new(index, [rows * widest]), &device);
+    let padding: Tensor<2> = Tensor::from_data(TensorData::new(padding, [rows, widest]), &device);
+    let weights: Tensor<2> = Tensor::from_data(TensorData::new(weights, [rows, widest]), &device);
+    let grid = scores.select(0, index).reshape([rows, widest]) + padding;
+    (log_softmax(grid, 1) * weights).sum().neg()
 }
 
 /// Fills each DPO example's reference log-probabilities from `model` (no gradients).
@@ -373,21 +444,18 @@ pub fn evaluate(model: &Qwen3ForCausalLM, examples: &[Example], loss: Loss, batc
     for chunk in examples.chunks(batch_size.max(1)) {
         let rows: Vec<&Example> = chunk.iter().collect();
         total += f64::from(scalar(summed_loss(&model, &rows, loss, pad_id, rope_theta)));
-        count += match loss {
-            Loss::Nll { .. } => rows.iter().map(|e| e.target_count()).sum::<usize>(),
-            Loss::Dpo { .. } => rows.len(),
-        };
+        count += loss.units(chunk.iter())[0];
     }
     total / count.max(1) as f64
 }
 
-/// Writes the model (full weights, or the adapter for LoRA) with its config and tokenizer.
-fn write_model(dir: &Path, job: &TrainJob, config: &Qwen3Config, model: &Qwen3ForCausalLM) -> Result<()> {
-    write_dir_atomically(dir, |tmp| write_model_into(tmp, job, config, model))
-}
-
-fn write_model_into(tmp: &Path, job: &TrainJob, config: &Qwen3Config, model: &Qwen3ForCausalLM) -> Result<()> {
+/// Writes the model (full weights, or the adapter for LoRA) with its config, tokenizer and the
+/// option readout it was trained under.
+fn write_model_into(tmp: &Path, job: &TrainJob, config: &Qwen3Config, model: &Qwen3ForCausalLM, readout: Option<&OptionReadout>) -> Result<()> {
     write_model_files(tmp, config, job.init)?;
+    if let Some(readout) = readout {
+        readout.write(tmp)?;
+    }
     match &job.config.lora {
         Some(lora) => {
             let base = std::fs::canonicalize(job.init).map_err(|e| TrainerError::io(job.init, e))?;
@@ -398,10 +466,17 @@ fn write_model_into(tmp: &Path, job: &TrainJob, config: &Qwen3Config, model: &Qw
     }
 }
 
-fn save_checkpoint(job: &TrainJob, config: &Qwen3Config, model: &Qwen3ForCausalLM, optimizer: &AdamW, state: &TrainerState) -> Result<()> {
+fn save_checkpoint(
+    job: &TrainJob,
+    config: &Qwen3Config,
+    model: &Qwen3ForCausalLM,
+    readout: Option<&OptionReadout>,
+    optimizer: &AdamW,
+    state: &TrainerState,
+) -> Result<()> {
     let dir = job.out.join(format!("checkpoint-{}", state.step));
     write_dir_atomically(&dir, |tmp| {
-        write_model_into(tmp, job, config, model)?;
+        write_model_into(tmp, job, config, model, readout)?;
         let state_dir = tmp.join(STATE_DIR);
         std::fs::create_dir_all(&state_dir).map_err(|e| TrainerError::io(&state_dir, e))?;
         simforge_data::fsutil::write_json(&state_dir.join("state.json"), state)?;
