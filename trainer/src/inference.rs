@@ -50,7 +50,7 @@ impl LanguageModel {
     /// token, renormalised over the letters: one forward pass per few prompts of similar length.
     pub fn option_probabilities(&self, prompts: &[Vec<u32>], letters: &[u32]) -> Vec<Vec<f32>> {
         let mut out = vec![Vec::new(); prompts.len()];
-        for group in length_groups(prompts, FORWARD_ROWS) {
+        for group in length_groups(prompts, Vec::len, FORWARD_ROWS) {
             let rows: Vec<Vec<u32>> = group.iter().map(|&i| prompts[i].clone()).collect();
             for (&i, row) in group.iter().zip(host_rows(log_softmax(self.last_logits(&rows), 1))) {
                 let p: Vec<f64> = letters.iter().map(|&l| f64::from(row[l as usize]).exp().max(1e-10)).collect();
@@ -64,10 +64,9 @@ impl LanguageModel {
     /// Under the option readout (the logit of `token_id` at each option line's end): each
     /// prompt's choice distribution, a softmax over its options' scores.
     pub fn option_readout(&self, prompts: &[OptionPrompt], token_id: u32) -> Vec<Vec<f32>> {
-        let ids: Vec<Vec<u32>> = prompts.iter().map(|p| p.ids.clone()).collect();
         let mut out = vec![Vec::new(); prompts.len()];
         // One vocabulary row is projected, so more rows fit a forward pass than for letters.
-        for group in length_groups(&ids, 4 * FORWARD_ROWS) {
+        for group in length_groups(prompts, |p| p.ids.len(), 4 * FORWARD_ROWS) {
             let rows: Vec<(&[u32], &[usize])> = group.iter().map(|&i| (prompts[i].ids.as_slice(), prompts[i].positions.as_slice())).collect();
             let scores = crate::tensors::host(option_scores(&self.model, &rows, token_id, self.pad_id, self.config.rope_theta));
             let counts: Vec<usize> = group.iter().map(|&i| prompts[i].positions.len()).collect();
@@ -129,7 +128,7 @@ impl LanguageModel {
     pub fn generate(&self, prompts: &[Vec<u32>], options: &SamplingOptions, stop: &dyn Fn(&[u32]) -> bool) -> Vec<Vec<Vec<u32>>> {
         let samples = options.samples.max(1);
         let mut out = vec![Vec::new(); prompts.len()];
-        for group in length_groups(prompts, (GENERATE_ROWS / samples).max(1)) {
+        for group in length_groups(prompts, Vec::len, (GENERATE_ROWS / samples).max(1)) {
             let unique: Vec<Vec<u32>> = group.iter().map(|&p| prompts[p].clone()).collect();
             let generated = self.generate_group(&group, &unique, options, stop);
             for (&p, continuations) in group.iter().zip(generated.chunks(samples)) {
@@ -185,10 +184,10 @@ impl LanguageModel {
 const FORWARD_ROWS: usize = 4;
 const GENERATE_ROWS: usize = 16;
 
-/// Indices of `sequences` in groups of at most `size`, similar lengths together.
-fn length_groups(sequences: &[Vec<u32>], size: usize) -> Vec<Vec<usize>> {
-    let mut order: Vec<usize> = (0..sequences.len()).collect();
-    order.sort_by_key(|&i| sequences[i].len());
+/// Indices of `items` in groups of at most `size`, similar lengths (`len`) together.
+fn length_groups<T>(items: &[T], len: impl Fn(&T) -> usize, size: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by_key(|&i| len(&items[i]));
     order.chunks(size.max(1)).map(<[usize]>::to_vec).collect()
 }
 

@@ -107,15 +107,10 @@ pub fn option_prompt(tokenizer: &Tokenizer, messages: &[Message], count: usize) 
 /// The readout score of every option of every row (its tokens and its options' positions), rows
 /// right-padded into one batch: [options of all rows, in order].
 pub fn option_scores(model: &Qwen3ForCausalLM, rows: &[(&[u32], &[usize])], token_id: u32, pad_id: u32, rope_theta: f64) -> Tensor<1> {
-    let len = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
-    let mut batch = Batch { ids: Vec::with_capacity(rows.len()), valid: Vec::with_capacity(rows.len()) };
-    let mut at = Vec::new();
-    for (r, (ids, positions)) in rows.iter().enumerate() {
-        let pad = len - ids.len();
-        batch.ids.push(ids.iter().copied().chain(std::iter::repeat_n(pad_id, pad)).collect());
-        batch.valid.push(std::iter::repeat_n(true, ids.len()).chain(std::iter::repeat_n(false, pad)).collect());
-        at.extend(positions.iter().map(|&p| (r * len + p) as i64));
-    }
+    let sequences: Vec<&[u32]> = rows.iter().map(|r| r.0).collect();
+    let batch = Batch::right_padded(&sequences, pad_id);
+    let len = batch.ids.first().map_or(0, Vec::len);
+    let at: Vec<i64> = rows.iter().enumerate().flat_map(|(r, (_, positions))| positions.iter().map(move |&p| (r * len + p) as i64)).collect();
     let hidden = model.hidden(&batch, &batch.valid, rope_theta, None);
     let [b, t, d] = hidden.dims();
     let device = hidden.device();

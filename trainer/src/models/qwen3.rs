@@ -435,6 +435,20 @@ impl Batch {
         }
         Self { ids, valid }
     }
+
+    /// Right-pads `sequences` with `pad_id`: positions stay where they are in each sequence, so
+    /// row `r`'s position `p` is `r * len + p` of the flattened batch.
+    pub fn right_padded(sequences: &[&[u32]], pad_id: u32) -> Self {
+        let len = sequences.iter().map(|s| s.len()).max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(sequences.len());
+        let mut valid = Vec::with_capacity(sequences.len());
+        for s in sequences {
+            let pad = len - s.len();
+            ids.push(s.iter().copied().chain(std::iter::repeat_n(pad_id, pad)).collect());
+            valid.push(std::iter::repeat_n(true, s.len()).chain(std::iter::repeat_n(false, pad)).collect());
+        }
+        Self { ids, valid }
+    }
 }
 
 impl Qwen3ForCausalLM {

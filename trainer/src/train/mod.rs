@@ -393,15 +393,13 @@ pub fn sequence_logprobs(model: &Qwen3ForCausalLM, rows: &[&Example], pad_id: u3
 /// [`sequence_logprobs`], and with `prompt` also the log-probability of every other token
 /// (each from its predecessor), summed over all rows: [1].
 fn scored_logprobs(model: &Qwen3ForCausalLM, rows: &[&Example], pad_id: u32, rope_theta: f64, prompt: bool) -> (Tensor<1>, Option<Tensor<1>>) {
-    let len = rows.iter().map(|e| e.ids.len()).max().unwrap_or(0);
-    let mut batch = Batch { ids: Vec::with_capacity(rows.len()), valid: Vec::with_capacity(rows.len()) };
+    let sequences: Vec<&[u32]> = rows.iter().map(|e| e.ids.as_slice()).collect();
+    let batch = Batch::right_padded(&sequences, pad_id);
+    let len = batch.ids.first().map_or(0, Vec::len);
     // Flat position (row * len + i - 1) that predicts token i, the token, and its row (none for
     // a prompt token: those are summed over the batch).
     let (mut at, mut next, mut owner) = (Vec::new(), Vec::new(), Vec::new());
     for (r, e) in rows.iter().enumerate() {
-        let pad = len - e.ids.len();
-        batch.ids.push(e.ids.iter().copied().chain(std::iter::repeat_n(pad_id, pad)).collect());
-        batch.valid.push(std::iter::repeat_n(true, e.ids.len()).chain(std::iter::repeat_n(false, pad)).collect());
         for i in 1..e.ids.len() {
             let target = e.targets.get(i).copied().unwrap_or(false);
             if target || prompt {
