@@ -17,7 +17,7 @@ use crate::prep::read_truth;
 use crate::profile::Profile;
 use crate::profiles::{read_profiles, ProfileContext, ProfilesConfig};
 use crate::rng::Rng;
-use crate::scenes::unseen_items;
+use crate::scenes::{unseen_items, Rendering};
 use crate::tables::{Dataset, Interaction, Item, Split};
 
 pub const DEFECTS_FILE: &str = "defects.parquet";
@@ -76,13 +76,16 @@ pub struct DefectsConfig {
     pub eval_frac: f64,
     /// History items quoted in a case.
     pub recent: usize,
+    /// How the `case` column is written: usermirrorer or compact (few tokens, for small
+    /// models); a diagnostic model trained on it is asked in the same rendering.
+    pub rendering: Rendering,
     /// Seed for every random choice.
     pub seed: Option<u64>,
 }
 
 impl Default for DefectsConfig {
     fn default() -> Self {
-        Self { per_class: 200, candidates: 5, eval_frac: 0.2, recent: 5, seed: None }
+        Self { per_class: 200, candidates: 5, eval_frac: 0.2, recent: 5, rendering: Rendering::Usermirrorer, seed: None }
     }
 }
 
@@ -103,6 +106,7 @@ pub struct DefectSample {
     pub simulated_choice: u32,
     pub real_choice: u32,
     pub history: String,
+    pub history_items: Vec<u32>,
     pub case: String,
 }
 
@@ -222,7 +226,7 @@ pub fn defects(data_dir: &Path, profiles_dir: &Path, out: &Path, config: &Defect
                     };
                     let recent = &history[at.saturating_sub(config.recent)..at];
                     let discrepancy = DiscrepancyCase::new(&dataset.items, bad.render(), recent, candidate_items, simulated, real);
-                    let case = discrepancy.render();
+                    let case = discrepancy.render_as(config.rendering, &dataset.items);
                     out.push(DefectSample {
                         shape: (bad.likes.len(), bad.dislikes.len()),
                         user_id: u,
@@ -236,6 +240,7 @@ pub fn defects(data_dir: &Path, profiles_dir: &Path, out: &Path, config: &Defect
                         simulated_choice: simulated as u32,
                         real_choice: real as u32,
                         history: discrepancy.history,
+                        history_items: discrepancy.history_items,
                         case,
                     });
                 }
@@ -257,7 +262,7 @@ pub fn defects(data_dir: &Path, profiles_dir: &Path, out: &Path, config: &Defect
     }
     let mut samples = samples;
     samples.sort_by_key(|s| (s.split, s.user_id));
-    write_defects(&out.join(DEFECTS_FILE), &samples)?;
+    write_defects(&out.join(DEFECTS_FILE), &samples, config.rendering)?;
     let stats = DefectsStats {
         per_class,
         train: samples.iter().filter(|s| s.split == Split::Train).count(),
@@ -307,7 +312,7 @@ fn balanced(all: Vec<DefectSample>, per_class: usize, rng: &mut Rng) -> Vec<Defe
     out
 }
 
-fn write_defects(path: &Path, samples: &[DefectSample]) -> Result<()> {
+fn write_defects(path: &Path, samples: &[DefectSample], rendering: Rendering) -> Result<()> {
     pq::write(
         path,
         vec![
@@ -323,7 +328,9 @@ fn write_defects(path: &Path, samples: &[DefectSample]) -> Result<()> {
             ("simulated_choice", pq::u32_col(samples.iter().map(|s| s.simulated_choice))),
             ("real_choice", pq::u32_col(samples.iter().map(|s| s.real_choice))),
             ("history", pq::str_col(samples.iter().map(|s| &s.history))),
+            ("history_items", pq::u32_list_col(samples.iter().map(|s| s.history_items.as_slice()))),
             ("case", pq::str_col(samples.iter().map(|s| &s.case))),
+            ("rendering", pq::str_col(samples.iter().map(|_| rendering.name()))),
         ],
     )
 }

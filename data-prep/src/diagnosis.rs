@@ -1,19 +1,55 @@
 //! The discrepancy case (METHODS.md section 5) as the diagnostic model reads it, the fixed
-//! diagnosis prompt, and the chat records its defect fine-tuning trains on. The label is
-//! generated text after the prompt (`Diagnosis: [A] Inaccurate`), so a Hugging Face export of
-//! the diagnostic model works with plain generation, and its probability is read like an
-//! option letter after `Diagnosis: [`.
+//! diagnosis prompt, and the records its defect fine-tuning trains on. The label is generated
+//! text after the prompt (`Diagnosis: [A] Inaccurate`), so a Hugging Face export of the
+//! diagnostic model works with plain generation, and its probability is read like an option
+//! letter after `Diagnosis: [`; or, under the option readout, a score at the end of each label's
+//! line. A case is written in either of the scenes' renderings: UserMirrorer's (titles, years,
+//! the whole profile) or compact (categories only, for small models); a model trained on one
+//! records it in `diagnosis.json` and is asked in it.
 
+use std::fmt::Write as _;
 use std::path::Path;
+
+use serde::{Deserialize, Serialize};
 
 use crate::defects::DefectKind;
 use crate::error::{DataError, Result};
+use crate::fsutil::write_json;
 use crate::parquet_io::{self as pq, Table};
-use crate::scenes::{letter, lettered_items, render_history};
+use crate::profile::Profile;
+use crate::scenes::{compact_item, letter, lettered_items, render_history, Rendering};
 use crate::tables::{Interaction, Item};
 
 /// Where a diagnosis's label letter is read.
 pub const DIAGNOSIS_CUE: &str = "Diagnosis: [";
+
+/// Beside a diagnostic model's weights: how it reads cases ([`CaseFormat`]).
+pub const CASE_FORMAT_FILE: &str = "diagnosis.json";
+
+/// How a diagnostic model was trained to read cases, so that evaluation and DGDPO ask it the
+/// same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseFormat {
+    pub rendering: Rendering,
+}
+
+impl CaseFormat {
+    /// The format recorded in model folder `dir`, if any.
+    pub fn read(dir: &Path) -> Result<Option<Self>> {
+        let path = dir.join(CASE_FORMAT_FILE);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| DataError::io(&path, e))?;
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| DataError::invalid(&path, format!("{e}; expected {{\"rendering\": \"usermirrorer\" or \"compact\"}}")))
+    }
+
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        write_json(&dir.join(CASE_FORMAT_FILE), self)
+    }
+}
 
 /// A simulated choice that differs from the real one, with what led to it.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,10 +94,45 @@ impl DiscrepancyCase {
             self.candidates[self.real]
         )
     }
+
+    /// The case in few tokens, for small models: the stated likes and dislikes, the history
+    /// and the candidates as their categories (like a compact scene), both choices quoted.
+    /// `items` is the dataset the ids index.
+    pub fn render_compact(&self, items: &[Item]) -> String {
+        let item = |id: u32| items.get(id as usize).map_or_else(|| format!("item {id}"), compact_item);
+        let list = |v: Vec<String>| if v.is_empty() { "-".to_owned() } else { v.join(", ") };
+        let (likes, dislikes) = Profile::stated_preferences(&self.profile);
+        let mut s = format!("Likes: {}\nDislikes: {}\nHistory:\n", list(likes), list(dislikes));
+        for &id in &self.history_items {
+            let _ = writeln!(s, "- {}", item(id));
+        }
+        let candidates: Vec<String> = self.candidate_items.iter().enumerate().map(|(i, &id)| format!("[{}] {}", letter(i), item(id))).collect();
+        let _ = write!(s, "Options:\n{}\nSimulated choice: {}\nReal choice: {}", candidates.join("\n"), candidates[self.simulated], candidates[self.real]);
+        s
+    }
+
+    /// The case in `rendering` (the compact one reads `items`).
+    pub fn render_as(&self, rendering: Rendering, items: &[Item]) -> String {
+        match rendering {
+            Rendering::Usermirrorer => self.render(),
+            Rendering::Compact => self.render_compact(items),
+        }
+    }
 }
 
-/// The user message asking for a diagnosis of `case` (a rendered [`DiscrepancyCase`]).
-pub fn diagnosis_prompt(case: &str) -> String {
+/// The user message asking for a diagnosis of `case` (a [`DiscrepancyCase`] rendered in
+/// `rendering`). The compact one has no instructions (a small model's tokenizer spells
+/// unfamiliar prose out letter by letter) and ends with the lettered labels, one per line, each
+/// quoting the real choice's categories: the option readout scores the end of each label's line
+/// as it scores a scene's options, and there, as in a scene, the line's categories sit next to
+/// the score that must be matched against the profile (without them, a tiny model stays at
+/// chance on the same budget: BENCHMARKS.md).
+pub fn diagnosis_prompt(case: &str, rendering: Rendering) -> String {
+    if rendering == Rendering::Compact {
+        let real = case.rsplit_once("Real choice: [").and_then(|(_, line)| line.split_once("] ")).map_or("", |(_, categories)| categories);
+        let labels: Vec<String> = DefectKind::ALL.iter().map(|k| format!("[{}] {}: {real}", letter(k.index()), k.title())).collect();
+        return format!("{case}\nDiagnosis:\n{}", labels.join("\n"));
+    }
     format!(
         "A simulated user, driven by the profile below, chose differently from the real user. \
          Diagnose the profile:\n\
@@ -78,24 +149,59 @@ pub fn diagnosis_answer(kind: DefectKind) -> String {
     format!("{DIAGNOSIS_CUE}{}] {}", letter(index), kind.title())
 }
 
-/// Chat records (`prompt`, `response`, `split`) for defect fine-tuning from a
-/// `defects.parquet`; its `split` column keeps the held-out users out of training.
-pub fn write_diagnostic_records(defects: &Path, out: &Path) -> Result<usize> {
+/// Records for defect fine-tuning from a `defects.parquet`: chat records (`prompt`,
+/// `response`), read as scenes under the option readout too (`target_pos`, the label's
+/// index, among `choice_cnt` = 3), and `split`, which keeps the held-out users out of training. Returns
+/// how many, and the rendering of the cases (its `rendering` column; UserMirrorer's in files
+/// written before it existed).
+pub fn write_diagnostic_records(defects: &Path, out: &Path) -> Result<(usize, Rendering)> {
     let table = Table::read(defects)?;
     let cases = table.strings("case")?;
     let labels = table.strings("label")?;
     let splits = table.strings("split")?;
-    let mut answers = Vec::with_capacity(labels.len());
-    for (row, label) in labels.iter().enumerate() {
-        let kind = DefectKind::parse(label)
-            .ok_or_else(|| DataError::invalid(defects, format!("record {row}: label {label:?}; expected inaccurate, incomplete or both")))?;
-        answers.push(diagnosis_answer(kind));
-    }
+    let rendering = case_rendering(&table, defects)?;
+    let kinds = labels
+        .iter()
+        .enumerate()
+        .map(|(row, label)| {
+            DefectKind::parse(label)
+                .ok_or_else(|| DataError::invalid(defects, format!("record {row}: label {label:?}; expected inaccurate, incomplete or both")))
+        })
+        .collect::<Result<Vec<_>>>()?;
     pq::write(
         out,
-        vec![("prompt", pq::str_col(cases.iter().map(|c| diagnosis_prompt(c)))), ("response", pq::str_col(&answers)), ("split", pq::str_col(&splits))],
+        vec![
+            ("prompt", pq::str_col(cases.iter().map(|c| diagnosis_prompt(c, rendering)))),
+            ("response", pq::str_col(kinds.iter().map(|&k| diagnosis_answer(k)))),
+            ("target_pos", pq::u32_col(kinds.iter().map(|k| k.index() as u32))),
+            ("choice_cnt", pq::u32_col(kinds.iter().map(|_| DefectKind::ALL.len() as u32))),
+            ("split", pq::str_col(&splits)),
+        ],
     )?;
-    Ok(answers.len())
+    Ok((kinds.len(), rendering))
+}
+
+/// The one rendering of every case in a defects table.
+fn case_rendering(table: &Table, path: &Path) -> Result<Rendering> {
+    if !table.has_column("rendering") {
+        return Ok(Rendering::Usermirrorer);
+    }
+    let mut first = None;
+    for (row, name) in table.strings("rendering")?.iter().enumerate() {
+        let rendering =
+            Rendering::parse(name).ok_or_else(|| DataError::invalid(path, format!("record {row}: rendering {name:?}; expected usermirrorer or compact")))?;
+        match first {
+            None => first = Some(rendering),
+            Some(r) if r != rendering => {
+                return Err(DataError::invalid(
+                    path,
+                    format!("record {row}: rendering {name:?}, but record 0 is {:?}; one model reads one rendering", r.name()),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(first.unwrap_or(Rendering::Usermirrorer))
 }
 
 #[cfg(test)]
@@ -117,6 +223,39 @@ mod tests {
         };
         let text = case.render();
         assert!(text.contains("## Recent History\n(none)") && text.ends_with("Simulated choice: [A] X\nReal choice: [B] Y"), "{text}");
-        assert!(diagnosis_prompt(&text).contains(&text));
+        assert!(diagnosis_prompt(&text, Rendering::Usermirrorer).contains(&text));
+    }
+
+    #[test]
+    fn a_compact_case_names_items_by_their_categories() {
+        let item = |title: &str, categories: &[&str]| Item {
+            raw_id: title.into(),
+            title: title.into(),
+            year: Some(1990),
+            categories: categories.iter().map(|c| (*c).to_owned()).collect(),
+            description: None,
+            popularity: 1,
+        };
+        let items = vec![item("Heat", &["Crime", "Drama"]), item("Up", &["Animation"]), item("Alien", &["Horror"])];
+        let case = DiscrepancyCase::new(
+            &items,
+            "Demographics: 30-year-old.\nLikes: Horror.\nDislikes: nothing in particular.".into(),
+            &[Interaction { user_id: 0, item_id: 1, timestamp: 0, rating: Some(4.0), review: None }],
+            vec![2, 0],
+            0,
+            1,
+        );
+        let text = case.render_as(Rendering::Compact, &items);
+        assert_eq!(
+            text,
+            "Likes: Horror\nDislikes: -\nHistory:\n- Animation\nOptions:\n[A] Horror\n[B] Crime, Drama\nSimulated choice: [A] Horror\nReal choice: [B] Crime, Drama"
+        );
+        let prompt = diagnosis_prompt(&text, Rendering::Compact);
+        assert!(
+            prompt.ends_with("Real choice: [B] Crime, Drama\nDiagnosis:\n[A] Inaccurate: Crime, Drama\n[B] Incomplete: Crime, Drama\n[C] Both: Crime, Drama"),
+            "{prompt}"
+        );
+        assert_eq!(crate::scenes::option_line_ends(&prompt, 3).map(|e| e[2]), Some(prompt.len()), "the labels are the readout's options");
+        assert_eq!(case.render_as(Rendering::Usermirrorer, &items), case.render());
     }
 }

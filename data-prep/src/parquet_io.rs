@@ -65,6 +65,11 @@ impl Table {
         self.batch.num_rows()
     }
 
+    /// Whether the table has a column of that name (an optional one, added in a later version).
+    pub fn has_column(&self, name: &str) -> bool {
+        self.batch.column_by_name(name).is_some()
+    }
+
     fn column<T: 'static>(&self, name: &str, expected: &str) -> Result<&T> {
         let column = self.batch.column_by_name(name).ok_or_else(|| DataError::MissingColumn { path: self.path.clone(), column: name.into() })?;
         column

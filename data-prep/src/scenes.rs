@@ -58,6 +58,10 @@ impl Rendering {
             Rendering::Compact => "compact",
         }
     }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        [Rendering::Usermirrorer, Rendering::Compact].into_iter().find(|r| r.name() == name)
+    }
 }
 
 /// `simforge scenes` options (a recipe's `[scenes]`).
@@ -232,7 +236,7 @@ pub fn option_line_ends(prompt: &str, count: usize) -> Option<Vec<usize>> {
 }
 
 /// An item as the compact rendering shows it: its categories (its title where it has none).
-fn compact_item(item: &Item) -> String {
+pub(crate) fn compact_item(item: &Item) -> String {
     if item.categories.is_empty() {
         item.title.clone()
     } else {

@@ -1,5 +1,6 @@
 //! Diagnosers (METHODS.md section 5): label a discrepancy case Inaccurate, Incomplete or Both.
-//! A language model reads the fixed diagnosis prompt and its label letter's probability; the
+//! A language model reads the fixed diagnosis prompt and its label letter's probability (a
+//! model trained under the option readout: a score at the end of each label's line); the
 //! rule diagnoser compares the real choice's categories with the profile's stated likes and
 //! dislikes. Diagnostic accuracy with per-class precision, recall and F1 and the confusion
 //! matrix on the held-out users of `defects.parquet`.
@@ -9,15 +10,17 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use simforge_data::defects::DefectKind;
-use simforge_data::diagnosis::{diagnosis_prompt, DiscrepancyCase, DIAGNOSIS_CUE};
+use simforge_data::diagnosis::{diagnosis_prompt, CaseFormat, DiscrepancyCase, DIAGNOSIS_CUE};
 use simforge_data::parquet_io::Table;
 use simforge_data::profile::Profile;
+use simforge_data::scenes::Rendering;
 use simforge_data::tables::{Dataset, Item, Split};
 
 use crate::error::{EvalError, Result};
 use simforge_trainer::burn::tensor::Device;
 
 use simforge_trainer::agent::{AgentSpec, EndpointSettings};
+use simforge_trainer::readout::ReadoutModel;
 
 use crate::llm::{open_llm, LetterAsk, Llm, Named};
 use crate::report::MarkdownTable;
@@ -29,12 +32,38 @@ pub trait Diagnoser {
     fn diagnose(&mut self, cases: &[DiscrepancyCase]) -> Result<Vec<Vec<f32>>>;
 }
 
-/// Opens a diagnoser spec; the rule diagnoser reads `items`.
+/// Opens a diagnoser spec; the rule diagnoser, and a model that reads compact cases, read
+/// `items`. A model folder is asked the way its `diagnosis.json` says; one with an option
+/// readout and no `diagnosis.json` (a scene model, asked zero-shot) reads compact cases, the
+/// only ones whose prompt ends with label lines for it to score.
 pub fn open_diagnoser<'a>(spec: &AgentSpec, items: &'a [Item], endpoint: &EndpointSettings, device: &Device) -> Result<Box<dyn Diagnoser + 'a>> {
-    Ok(match spec {
-        AgentSpec::Rule => Box::new(RuleDiagnoser { items }),
-        _ => Box::new(LmDiagnoser { llm: open_llm(spec, "diagnoser", endpoint, device)? }),
-    })
+    let needs_items = |rendering: Rendering| {
+        if rendering == Rendering::Compact && items.is_empty() {
+            return Err(EvalError::settings("the diagnoser", format!("{spec} reads compact cases, which name items by their categories; give --data")));
+        }
+        Ok(())
+    };
+    let mut rendering = Rendering::Usermirrorer;
+    match spec {
+        AgentSpec::Rule => return Ok(Box::new(RuleDiagnoser { items })),
+        AgentSpec::Local(dir) => {
+            let format = CaseFormat::read(dir)?;
+            if let Some(model) = ReadoutModel::load(dir, device)? {
+                if let Some(other) = format.map(|f| f.rendering).filter(|&r| r != Rendering::Compact) {
+                    return Err(EvalError::settings(
+                        "the diagnoser",
+                        format!("{spec} has an option readout but reads {} cases; its labels end only a compact case", other.name()),
+                    ));
+                }
+                needs_items(Rendering::Compact)?;
+                return Ok(Box::new(ReadoutDiagnoser { model, items }));
+            }
+            rendering = format.map_or(rendering, |f| f.rendering);
+        }
+        _ => {}
+    }
+    needs_items(rendering)?;
+    Ok(Box::new(LmDiagnoser { llm: open_llm(spec, "diagnoser", endpoint, device)?, rendering, items }))
 }
 
 /// A diagnoser reported under another name.
@@ -58,20 +87,49 @@ pub fn label(p: &[f32]) -> DefectKind {
     DefectKind::ALL[argmax(p).min(2)]
 }
 
-/// A language model asked the diagnosis prompt, its answer letter read after `Diagnosis: [`.
-pub struct LmDiagnoser {
+/// A language model asked the diagnosis prompt, its answer letter read after `Diagnosis: [`,
+/// the case written in the rendering it was trained on (the compact one reads `items`).
+pub struct LmDiagnoser<'a> {
     pub llm: Box<dyn Llm>,
+    pub rendering: Rendering,
+    pub items: &'a [Item],
 }
 
-impl Diagnoser for LmDiagnoser {
+impl Diagnoser for LmDiagnoser<'_> {
     fn name(&self) -> String {
         self.llm.name()
     }
 
     fn diagnose(&mut self, cases: &[DiscrepancyCase]) -> Result<Vec<Vec<f32>>> {
-        let asks: Vec<LetterAsk> =
-            cases.iter().map(|c| LetterAsk { system: None, user: diagnosis_prompt(&c.render()), cue: DIAGNOSIS_CUE, choices: 3 }).collect();
+        let asks: Vec<LetterAsk> = cases
+            .iter()
+            .map(|c| LetterAsk {
+                system: None,
+                user: diagnosis_prompt(&c.render_as(self.rendering, self.items), self.rendering),
+                cue: DIAGNOSIS_CUE,
+                choices: 3,
+            })
+            .collect();
         self.llm.letters(&asks)
+    }
+}
+
+/// A diagnostic model trained under the option readout: one score at the end of each label's
+/// line, which ends the compact case.
+pub struct ReadoutDiagnoser<'a> {
+    pub model: ReadoutModel,
+    pub items: &'a [Item],
+}
+
+impl Diagnoser for ReadoutDiagnoser<'_> {
+    fn name(&self) -> String {
+        self.model.label.clone()
+    }
+
+    fn diagnose(&mut self, cases: &[DiscrepancyCase]) -> Result<Vec<Vec<f32>>> {
+        let prompts: Vec<String> = cases.iter().map(|c| diagnosis_prompt(&c.render_compact(self.items), Rendering::Compact)).collect();
+        let asks: Vec<(&str, usize)> = prompts.iter().map(|p| (p.as_str(), DefectKind::ALL.len())).collect();
+        Ok(self.model.choice_distributions(&asks)?)
     }
 }
 
@@ -158,6 +216,8 @@ pub fn read_defect_cases(path: &Path, split: Split) -> Result<Vec<(DiscrepancyCa
     let lines = t.string_lists("candidates")?;
     let simulated = t.u32s("simulated_choice")?;
     let real = t.u32s("real_choice")?;
+    // Files written before the column existed quote the history only as text.
+    let history_items = if t.has_column("history_items") { t.u32_lists("history_items")? } else { vec![Vec::new(); t.rows()] };
     let mut out = Vec::new();
     for row in (0..t.rows()).filter(|&r| splits[r] == split.name()) {
         let at = |what: String| EvalError::record(path, row, what);
@@ -169,7 +229,7 @@ pub fn read_defect_cases(path: &Path, split: Split) -> Result<Vec<(DiscrepancyCa
         let case = DiscrepancyCase {
             profile: profiles[row].clone(),
             history: histories[row].clone(),
-            history_items: Vec::new(),
+            history_items: history_items[row].clone(),
             candidate_items: items[row].clone(),
             candidates: lines[row].clone(),
             simulated: simulated[row] as usize,
@@ -285,7 +345,9 @@ pub fn evaluate_diagnosis(
     if model.spec == AgentSpec::Rule && dataset.is_none() {
         return Err(EvalError::settings("the rule diagnoser", "needs --data: the prepared dataset the defects come from"));
     }
-    if let Some(max) = cases.iter().flat_map(|c| &c.candidate_items).max().filter(|&&m| dataset.is_some() && m as usize >= items.len()) {
+    if let Some(max) =
+        cases.iter().flat_map(|c| c.candidate_items.iter().chain(&c.history_items)).max().filter(|&&m| dataset.is_some() && m as usize >= items.len())
+    {
         return Err(EvalError::settings(
             "diagnosis",
             format!("{} names item {max} but the dataset has {} items; give the dataset the defects were made from", defects.display(), items.len()),

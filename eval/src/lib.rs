@@ -4,6 +4,7 @@
 //! issue.
 
 pub mod alignment;
+pub mod curve;
 pub mod dgdpo;
 pub mod diagnosis;
 pub mod error;

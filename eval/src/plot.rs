@@ -96,20 +96,41 @@ pub fn grouped_bars(title: &str, y_label: &str, groups: &[String], series: &[(St
 
 /// Lines of `series` (name, one value per x from 0), x labelled `x_label`.
 pub fn lines(title: &str, x_label: &str, y_label: &str, series: &[(String, Vec<f64>)]) -> String {
-    let y_max = nice_max(series.iter().flat_map(|(_, v)| v.iter().copied()));
-    let names: Vec<&str> = series.iter().map(|(n, _)| n.as_str()).collect();
+    let points: Vec<(String, Vec<(f64, f64)>)> =
+        series.iter().map(|(name, v)| (name.clone(), v.iter().enumerate().map(|(i, &y)| (i as f64, y)).collect())).collect();
+    xy_lines(title, x_label, y_label, &points, &[])
+}
+
+/// Lines of `series` (name, (x, y) points in x order) over an x axis from the smallest x to the
+/// largest, with `levels` (name, y: chance, a baseline) drawn dashed across the plot.
+pub fn xy_lines(title: &str, x_label: &str, y_label: &str, series: &[(String, Vec<(f64, f64)>)], levels: &[(String, f64)]) -> String {
+    let y_max = nice_max(series.iter().flat_map(|(_, v)| v.iter().map(|p| p.1)).chain(levels.iter().map(|l| l.1)));
+    let names: Vec<&str> = series.iter().map(|(n, _)| n.as_str()).chain(levels.iter().map(|(n, _)| n.as_str())).collect();
     let mut s = frame(title, y_label, y_max, &names);
     let plot_w = WIDTH - LEFT - RIGHT;
     let plot_h = HEIGHT - TOP - BOTTOM;
-    let points = series.iter().map(|(_, v)| v.len()).max().unwrap_or(0);
-    let x_of = |i: usize| LEFT + plot_w * i as f64 / (points.max(2) - 1) as f64;
+    let xs = || series.iter().flat_map(|(_, v)| v.iter().map(|p| p.0));
+    let (x_min, x_max) = (xs().fold(f64::INFINITY, f64::min), xs().fold(f64::NEG_INFINITY, f64::max));
+    let (x_min, span) = if x_min.is_finite() && x_max > x_min { (x_min, x_max - x_min) } else { (0.0, 1.0) };
+    let x_of = |x: f64| LEFT + plot_w * (x - x_min) / span;
+    let y_of = |y: f64| TOP + plot_h * (1.0 - y / y_max);
     for (k, (_, values)) in series.iter().enumerate() {
-        let path: Vec<String> = values.iter().enumerate().map(|(i, v)| format!("{:.1},{:.1}", x_of(i), TOP + plot_h * (1.0 - v / y_max))).collect();
+        let path: Vec<String> = values.iter().map(|&(x, y)| format!("{:.1},{:.1}", x_of(x), y_of(y))).collect();
         let _ = writeln!(s, "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\" points=\"{}\"/>", COLOURS[k % COLOURS.len()], path.join(" "));
     }
-    let step = (points / 8).max(1);
-    for i in (0..points).step_by(step) {
-        let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{i}</text>", x_of(i), HEIGHT - BOTTOM + 16.0);
+    for (k, (_, y)) in levels.iter().enumerate() {
+        let colour = COLOURS[(series.len() + k) % COLOURS.len()];
+        let _ = writeln!(
+            s,
+            "<line x1=\"{LEFT}\" y1=\"{0:.1}\" x2=\"{1:.1}\" y2=\"{0:.1}\" stroke=\"{colour}\" stroke-dasharray=\"6 4\"/>",
+            y_of(*y),
+            WIDTH - RIGHT
+        );
+    }
+    for i in 0..=5 {
+        let x = x_min + span * f64::from(i) / 5.0;
+        let label = if span >= 10.0 { format!("{x:.0}") } else { format!("{x:.1}") };
+        let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{label}</text>", x_of(x), HEIGHT - BOTTOM + 16.0);
     }
     let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>", LEFT + plot_w / 2.0, HEIGHT - 8.0, escape(x_label));
     s.push_str("</svg>\n");
@@ -128,5 +149,8 @@ mod tests {
         assert!(bars.contains("b&lt;c"));
         let l = lines("C", "step", "share", &[("x".into(), vec![0.1, 0.2, 0.3])]);
         assert_eq!(l.matches("<polyline").count(), 1);
+        let curve = xy_lines("L", "examples", "accuracy", &[("a".into(), vec![(0.0, 0.3), (500.0, 0.6)])], &[("chance".into(), 1.0 / 3.0)]);
+        assert_eq!((curve.matches("<polyline").count(), curve.matches("stroke-dasharray").count()), (1, 1));
+        assert!(curve.contains(">500</text>") && curve.contains(">chance</text>"), "{curve}");
     }
 }

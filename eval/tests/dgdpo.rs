@@ -5,17 +5,19 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use simforge_data::defects::{defects, DefectsConfig};
-use simforge_data::diagnosis::{write_diagnostic_records, DIAGNOSIS_CUE};
+use simforge_data::defects::{defects, DefectsConfig, DEFECTS_FILE};
+use simforge_data::diagnosis::{write_diagnostic_records, CaseFormat, DIAGNOSIS_CUE};
 use simforge_data::parquet_io::Table;
 use simforge_data::prep::{prep, PrepConfig};
 use simforge_data::profiles::{profiles, ProfilesConfig};
+use simforge_data::scenes::Rendering;
 use simforge_data::sources::synthetic::WorldConfig;
 use simforge_data::sources::Format;
 use simforge_data::split::{split, SplitConfig};
-use simforge_data::tables::Dataset;
+use simforge_data::tables::{Dataset, Split};
+use simforge_eval::curve::{learning_curve, CurveTask};
 use simforge_eval::dgdpo::{run_dgdpo, DgdpoConfig, KeepRule, Parts, HISTORY_FILE};
-use simforge_eval::diagnosis::{read_defect_cases, Diagnoser, LmDiagnoser, RuleDiagnoser};
+use simforge_eval::diagnosis::{open_diagnoser, read_defect_cases, Diagnoser, LmDiagnoser, RuleDiagnoser};
 use simforge_eval::llm::{open_llm, LetterAsk, Llm, LocalLlm, WriteAsk};
 use simforge_eval::simulator::{LmSimulator, RuleSimulator};
 use simforge_eval::treatment::{LlmTreatment, RuleTreatment};
@@ -23,8 +25,10 @@ use simforge_trainer::agent::{AgentSpec, EndpointSettings};
 use simforge_trainer::burn::tensor::Device;
 use simforge_trainer::checkpoint::write_random_init;
 use simforge_trainer::models::qwen3::Qwen3Config;
+use simforge_trainer::readout::OptionReadout;
 use simforge_trainer::tokenizer::Tokenizer;
-use simforge_trainer::train::config::{Objective, TrainConfig};
+use simforge_trainer::train::config::{Objective, Readout, TrainConfig};
+use simforge_trainer::train::diagnostic::fine_tune;
 use simforge_trainer::train::{train, TrainJob, FINAL_MODEL};
 
 fn device() -> Device {
@@ -161,7 +165,7 @@ fn a_trained_diagnostic_model_writes_labels_answers_over_http_and_language_model
     let cases = read_defect_cases(&w.defects.join("defects.parquet"), simforge_data::tables::Split::Eval).expect("cases");
     assert!(!cases.is_empty());
     let mut local = LocalLlm::load(&model, &device()).expect("local");
-    let prompt = simforge_data::diagnosis::diagnosis_prompt(&cases[0].0.render());
+    let prompt = simforge_data::diagnosis::diagnosis_prompt(&cases[0].0.render(), Rendering::Usermirrorer);
     let written = local.write(&[WriteAsk { system: None, user: prompt.clone(), max_new_tokens: 8 }]).expect("write");
     assert!(written[0].starts_with(DIAGNOSIS_CUE), "the trained model writes `Diagnosis: [`, wrote {:?}", written[0]);
 
@@ -169,7 +173,12 @@ fn a_trained_diagnostic_model_writes_labels_answers_over_http_and_language_model
     let asks: Vec<LetterAsk> = cases
         .iter()
         .take(4)
-        .map(|(c, _)| LetterAsk { system: None, user: simforge_data::diagnosis::diagnosis_prompt(&c.render()), cue: DIAGNOSIS_CUE, choices: 3 })
+        .map(|(c, _)| LetterAsk {
+            system: None,
+            user: simforge_data::diagnosis::diagnosis_prompt(&c.render(), Rendering::Usermirrorer),
+            cue: DIAGNOSIS_CUE,
+            choices: 3,
+        })
         .collect();
     let here = local.letters(&asks).expect("local letters");
     let base_url = start_server(&model);
@@ -190,7 +199,7 @@ fn a_trained_diagnostic_model_writes_labels_answers_over_http_and_language_model
     // Greedy text over HTTP is the local text (what an `openai` treatment receives).
     let served_text = remote.write(&[WriteAsk { system: None, user: prompt, max_new_tokens: 8 }]).expect("remote write");
     assert_eq!(served_text, written);
-    let mut diagnoser = LmDiagnoser { llm: Box::new(local) };
+    let mut diagnoser = LmDiagnoser { llm: Box::new(local), rendering: Rendering::Usermirrorer, items: &[] };
     let probs = diagnoser.diagnose(&[cases[0].0.clone()]).expect("diagnose");
     assert!((probs[0].iter().sum::<f32>() - 1.0).abs() < 1e-4, "{probs:?}");
 
@@ -208,4 +217,74 @@ fn a_trained_diagnostic_model_writes_labels_answers_over_http_and_language_model
     assert_eq!(stats.diagnoses.values().sum::<usize>(), stats.discrepancies);
     assert!(report.methods["raw_history"]["m3"].precision <= 1.0);
     assert!(read_json(&out.join("report.json"))["methods"]["dgdpo"]["m9"]["f1"].is_number());
+}
+
+#[test]
+fn compact_cases_are_asked_as_they_were_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let w = world(dir.path());
+    let dataset = Dataset::load(&w.data).expect("dataset");
+    let out = dir.path().join("compact");
+    let config = DefectsConfig { per_class: 30, seed: Some(3), rendering: Rendering::Compact, ..DefectsConfig::default() };
+    defects(&w.data, &w.profiles, &out, &config).expect("compact defects");
+    let file = out.join(DEFECTS_FILE);
+    let table = Table::read(&file).expect("compact table");
+    let usermirrorer = Table::read(&w.defects.join(DEFECTS_FILE)).expect("usermirrorer table");
+    assert_eq!(table.strings("label").expect("labels"), usermirrorer.strings("label").expect("labels"), "the same samples, written differently");
+
+    // What a diagnoser asks at evaluation and in DGDPO is what the model was trained on.
+    let written = table.strings("case").expect("cases");
+    let read: Vec<_> = [Split::Train, Split::Eval].into_iter().flat_map(|s| read_defect_cases(&file, s).expect("read")).collect();
+    assert_eq!(read.len(), written.len());
+    for ((case, _), text) in read.iter().zip(&written) {
+        assert!(text.starts_with("Likes: ") && !text.contains("# User Profile"), "{text}");
+        assert_eq!(case.render_as(Rendering::Compact, &dataset.items), *text);
+    }
+    assert!(read.iter().filter(|(c, _)| !c.history_items.is_empty()).count() > read.len() / 2, "the history's items are read back");
+    let (records, rendering) = write_diagnostic_records(&file, &dir.path().join("records.parquet")).expect("records");
+    assert_eq!((records, rendering), (written.len(), Rendering::Compact));
+
+    // A model folder that reads compact cases needs the items they name.
+    let model = dir.path().join("model");
+    std::fs::create_dir_all(&model).expect("model dir");
+    CaseFormat { rendering: Rendering::Compact }.write(&model).expect("case format");
+    let missing = open_diagnoser(&AgentSpec::Local(model), &[], &EndpointSettings::default(), &device()).err().expect("no items");
+    assert!(missing.to_string().contains("give --data"), "{missing}");
+
+    // Defect fine-tuning under the option readout from a base that has one (as the reading
+    // model does): the model records its case format, is asked through the readout, and its
+    // kept checkpoints make a learning curve.
+    let tokenizer = Tokenizer::train_byte_level_bpe(written.iter(), 400).expect("bpe");
+    let init = dir.path().join("init");
+    write_random_init(&init, &Qwen3Config::micro(tokenizer.vocab_size()), &tokenizer, 5, &device()).expect("init");
+    OptionReadout::for_tokenizer(&tokenizer).expect("readout").write(&init).expect("write readout");
+    let config = TrainConfig {
+        readout: Readout::Options,
+        max_steps: Some(8),
+        epochs: 100,
+        batch_size: 8,
+        seq_len: 1024,
+        lr: 1e-2,
+        save_every: 4,
+        seed: Some(1),
+        ..TrainConfig::default()
+    };
+    let run = dir.path().join("diagnostic");
+    let usermirrorer = fine_tune(&init, &w.defects.join(DEFECTS_FILE), &run, &config, &device(), false, &mut |_, _| {}).err().expect("not compact");
+    assert!(usermirrorer.to_string().contains("--rendering compact"), "{usermirrorer}");
+    fine_tune(&init, &file, &run, &config, &device(), false, &mut |_, _| {}).expect("fine-tune");
+    assert_eq!(CaseFormat::read(&run.join(FINAL_MODEL)).expect("case format"), Some(CaseFormat { rendering: Rendering::Compact }));
+    let (cases, truth): (Vec<_>, Vec<_>) = read_defect_cases(&file, Split::Eval).expect("held out").into_iter().unzip();
+    let mut diagnoser = open_diagnoser(&AgentSpec::Local(run.join(FINAL_MODEL)), &dataset.items, &EndpointSettings::default(), &device()).expect("open");
+    for p in diagnoser.diagnose(&cases[..4]).expect("diagnose") {
+        assert!(p.len() == 3 && (p.iter().sum::<f32>() - 1.0).abs() < 1e-4, "{p:?}");
+    }
+    let curve = learning_curve(&run, Some(&init), &CurveTask::Diagnosis { cases: &cases, truth: &truth }, Some((&w.data, &dataset)), &device()).expect("curve");
+    let steps: Vec<(usize, usize)> = curve.points.iter().map(|p| (p.step, p.examples)).collect();
+    assert_eq!(steps, [(0, 0), (4, 32), (8, 64)]);
+    assert!(curve.points.iter().all(|p| (0.0..=1.0).contains(&p.accuracy) && p.standard_error > 0.0));
+    assert_eq!(curve.levels.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>(), ["chance", "rule diagnoser"]);
+    curve.write(&dir.path().join("curve")).expect("write curve");
+    let svg = std::fs::read_to_string(dir.path().join("curve").join("by_examples.svg")).expect("svg");
+    assert_eq!(svg.matches("<polyline").count(), 1);
 }

@@ -187,6 +187,10 @@ pub struct DefectsFlags {
     /// History items quoted in a case.
     #[arg(long, default_value_t = DefectsConfig::default().recent)]
     pub recent: usize,
+    /// How cases are written: usermirrorer (the default) or compact (few tokens, for small
+    /// models); a diagnostic model trained on them is asked the same way.
+    #[arg(long, value_parser = parse::<Rendering>)]
+    pub rendering: Option<Rendering>,
     /// Seed for every random choice.
     #[arg(long)]
     pub seed: Option<u64>,

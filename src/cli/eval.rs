@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 use simforge_data::tables::{Dataset, Split};
 use simforge_eval::alignment::{evaluate_alignment, read_scenes, AlignmentConfig, AlignmentMode};
+use simforge_eval::curve::{held_out_cases, learning_curve, CurveTask};
 use simforge_eval::dgdpo::{evaluate_dgdpo, DgdpoConfig, KeepRule};
 use simforge_eval::diagnosis::{evaluate_diagnosis, DiagnosisSettings};
 use simforge_eval::llm::Named;
@@ -47,6 +48,41 @@ pub enum EvalCommand {
         after_help = "Examples:\n  simforge eval dgdpo --data checkpoints/quickstart/prep --split checkpoints/quickstart/split --profiles checkpoints/quickstart/profiles --diagnoser checkpoints/quickstart/diagnostic/model --out reports/dgdpo\n  simforge eval dgdpo --data data/ml-100k --split data/ml-100k-split --profiles data/ml-100k-profiles --simulator rule --diagnoser rule --treatment rule --max-users 200 --out reports/dgdpo-rule\n  simforge eval dgdpo --data data/ml-1m --split s --profiles p --simulator openai:Qwen/Qwen3-8B@http://127.0.0.1:8000/v1 --diagnoser runs/diagnostic/model --treatment openai:Qwen/Qwen3-32B@http://127.0.0.1:8001/v1 --device wgpu --out reports/dgdpo-ml1m"
     )]
     Dgdpo(EvalDgdpoArgs),
+    /// A learning curve: every kept checkpoint of a training run (and --init, the model it
+    /// started from, as step 0) measured on held-out defect cases (--defects: diagnostic
+    /// accuracy) or scenes (--scenes: argmax choice accuracy), against the examples each had
+    /// seen and the training minutes it took; report.json, report.md, by_examples.svg and
+    /// by_minutes.svg. Train with --save-every N to keep checkpoints (a recipe's stages delete
+    /// theirs when they finish).
+    #[command(
+        after_help = "Examples:\n  simforge eval curve --run runs/diagnostic --init runs/reading/model --defects defects/defects.parquet --data prep --out reports/diagnostic-curve\n  simforge eval curve --run runs/sft --init runs/reading/model --scenes scenes/scenes.parquet --data prep --max-samples 500 --out reports/student-curve"
+    )]
+    Curve(EvalCurveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EvalCurveArgs {
+    /// A training run's output folder (checkpoint-<step>/, model/, metrics.jsonl).
+    #[arg(long)]
+    pub run: PathBuf,
+    /// The model the run started from, measured as step 0.
+    #[arg(long)]
+    pub init: Option<PathBuf>,
+    /// defects.parquet: measure a diagnostic model's run on its held-out cases.
+    #[arg(long, conflicts_with = "scenes", required_unless_present = "scenes")]
+    pub defects: Option<PathBuf>,
+    /// scenes.parquet: measure a student's run on its held-out scenes.
+    #[arg(long)]
+    pub scenes: Option<PathBuf>,
+    /// The prepared dataset the cases or scenes come from (the rule diagnoser's level, compact
+    /// cases, the synthetic world's KL).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Held-out cases or scenes each model is measured on (the first ones).
+    #[arg(long, default_value_t = 1000)]
+    pub max_samples: usize,
+    #[command(flatten)]
+    pub common: Common,
 }
 
 /// What every evaluation takes.
@@ -293,6 +329,28 @@ pub fn eval(command: EvalCommand) -> anyhow::Result<()> {
             report["defects"] = args.defects.display().to_string().into();
             args.common.write(&report, &markdown)
         }
+        EvalCommand::Curve(args) => {
+            let device = super::open(args.common.device)?;
+            let dataset = args.data.as_deref().map(Dataset::load).transpose()?;
+            let data = args.data.as_deref().zip(dataset.as_ref());
+            let init = args.init.as_deref().map(super::model_dir).transpose()?;
+            let curve = match (&args.defects, &args.scenes) {
+                (Some(defects), _) => {
+                    let (cases, truth) = held_out_cases(defects, Some(args.max_samples))?;
+                    learning_curve(&args.run, init.as_deref(), &CurveTask::Diagnosis { cases: &cases, truth: &truth }, data, &device)?
+                }
+                (None, Some(scenes)) => {
+                    let mut scenes = read_scenes(scenes, Some(Split::Eval))?;
+                    scenes.truncate(args.max_samples);
+                    learning_curve(&args.run, init.as_deref(), &CurveTask::Choice { scenes: &scenes }, data, &device)?
+                }
+                (None, None) => anyhow::bail!("give --defects (a diagnostic model's run) or --scenes (a student's run)"),
+            };
+            if let Some(out) = &args.common.out {
+                curve.write(out)?;
+            }
+            super::print_json(&curve)
+        }
         EvalCommand::Dgdpo(args) => {
             let config = apply(&DgdpoConfig::default(), &args.flags)?;
             let report =
@@ -332,5 +390,14 @@ mod tests {
         };
         let c = apply(&DgdpoConfig::default(), &a.flags).expect("config");
         assert_eq!((c.keep, c.endpoint.concurrency, c.simulator, c.max_users), (KeepRule::Always, 3, Some(AgentSpec::Rule), Some(9)));
+    }
+
+    #[test]
+    fn a_curve_measures_defect_cases_or_scenes() {
+        let EvalCommand::Curve(a) = eval_command("simforge eval curve --run r --defects d") else { panic!() };
+        assert_eq!((a.defects, a.scenes, a.max_samples), (Some(PathBuf::from("d")), None, 1000));
+        for wrong in ["simforge eval curve --run r", "simforge eval curve --run r --defects d --scenes s"] {
+            assert!(Cli::try_parse_from(wrong.split_whitespace()).is_err(), "{wrong}");
+        }
     }
 }

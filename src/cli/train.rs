@@ -209,6 +209,11 @@ pub struct DiagnosticArgs {
     /// Skip stage 2 (a DAPT-only model).
     #[arg(long)]
     pub skip_sft: bool,
+    /// How stage 2 reads the label: `answer` (the letter after `Diagnosis: [`; the default) or
+    /// `options` (a score at the end of each label's line; needs compact cases, and a tiny model
+    /// learns with it).
+    #[arg(long, value_parser = crate::cli::flags::parse::<Readout>)]
+    pub readout: Option<Readout>,
     /// Peak learning rate of both stages (default: 1e-3 for `tiny`, 2e-5 for a model folder or
     /// hub id; set it when the folder holds a small model trained from scratch).
     #[arg(long, value_parser = crate::cli::flags::finite)]
@@ -249,6 +254,7 @@ impl DiagnosticArgs {
         }
         if let Some(sft) = config.sft.as_mut() {
             stage(sft, self.sft_steps, self.sft_epochs);
+            sft.readout = self.readout.unwrap_or(sft.readout);
         }
         if self.skip_dapt {
             config.dapt = None;

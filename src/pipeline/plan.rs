@@ -317,8 +317,9 @@ impl Recipe {
             add(StageName::Sasrec, vec![data.clone()], Stage::Sasrec(c));
         }
 
-        // The student: the model, then DAPT, the reading exercise and SFT on it; the diagnostic model starts from
-        // the DAPT model (else the base).
+        // The student: the model, then DAPT, the reading exercise and SFT on it. The diagnostic
+        // model starts from the model before SFT: diagnosing a case needs what DAPT and reading
+        // (matching an item's categories against the profile) teach, not the choice.
         let mut student = None;
         let mut adapted = None;
         if let Some(mut c) = model {
@@ -336,7 +337,6 @@ impl Recipe {
                     source: Box::new(source),
                 })?
             };
-            adapted = Some(if dapt.is_some() { dir(StageName::Dapt).join(FINAL_MODEL) } else { init.clone() });
             for (name, objective, config, data_file) in [
                 (StageName::Dapt, Objective::Dapt, dapt, &corpus_file),
                 (StageName::Reading, Objective::Reading, reading, &scenes_file),
@@ -346,6 +346,9 @@ impl Recipe {
                     config.seed.get_or_insert(seed);
                     add(name, vec![init.clone(), data_file.clone()], Stage::Train { objective, config, init: init.clone(), data: data_file.clone() });
                     init = dir(name).join(FINAL_MODEL);
+                }
+                if name != StageName::Sft {
+                    adapted = Some(init.clone());
                 }
             }
             student = Some(init);
@@ -514,6 +517,20 @@ mod tests {
         let Stage::Train { init, data, .. } = stage(StageName::DistillSft) else { panic!("distill_sft trains") };
         assert_eq!(init, &PathBuf::from("/runs/synthetic-student/sft/model"));
         assert_eq!(data, &PathBuf::from("/runs/synthetic-student/distill/choices.parquet"));
+    }
+
+    #[test]
+    fn the_diagnostic_recipe_fine_tunes_the_reading_model_on_compact_cases() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/synthetic-diagnostic.toml");
+        let plan = Recipe::load(&path, &[]).expect("recipe").plan(&path, &PlanOptions { out: Some("/runs".into()), offline: true }).expect("plan");
+        let stage = |name: StageName| &plan.stages.iter().find(|s| s.name == name).expect("stage").stage;
+        let Stage::Defects(defects) = stage(StageName::Defects) else { panic!("defects") };
+        assert_eq!(defects.rendering, simforge_data::scenes::Rendering::Compact);
+        let Stage::Diagnostic { config, init } = stage(StageName::Diagnostic) else { panic!("diagnostic trains") };
+        assert_eq!((init, config.readout), (&PathBuf::from("/runs/synthetic-diagnostic/reading/model"), Readout::Options));
+        let Stage::Diagnosis { base, .. } = stage(StageName::Diagnosis) else { panic!("diagnosis") };
+        assert_eq!(base.name, "reading/model");
+        assert!(plan.stages.iter().all(|s| s.name != StageName::Sft));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The diagnostic model of DGDPO (METHODS.md section 5): stage 1, domain-adaptive
 //! pre-training on the simulated-interaction corpus; stage 2, fine-tuning on the chat records
-//! written from the defect samples (`Diagnosis: [A] Inaccurate` after a fixed prompt).
+//! written from the defect samples: `Diagnosis: [A] Inaccurate` after a fixed prompt, or, under
+//! the option readout (a tiny model learns with it), one score at the end of each label's line.
 //!
 //! Output folder: `base/` (a tiny model trained from scratch), `dapt/` (stage 1),
 //! `diagnostic.parquet` (stage 2's records), checkpoints, `model/` (the final model).
@@ -8,11 +9,12 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use simforge_data::diagnosis::write_diagnostic_records;
+use simforge_data::diagnosis::{write_diagnostic_records, CaseFormat};
+use simforge_data::scenes::Rendering;
 
 use crate::error::Result;
 use crate::init::{init_tiny, ModelConfig};
-use crate::train::config::{Objective, TrainConfig};
+use crate::train::config::{Objective, Readout, TrainConfig};
 use crate::train::{train, StepMetrics, TrainJob, TrainSummary, FINAL_MODEL};
 
 /// The records stage 2 trains on, beside its checkpoints.
@@ -95,7 +97,7 @@ pub fn train_diagnostic(
 }
 
 /// Stage 2: writes the defect samples' chat records into `out` and fine-tunes `init` on them
-/// (the final model is `out/model`).
+/// (the final model is `out/model`, with the cases' rendering in its `diagnosis.json`).
 pub fn fine_tune(
     init: &Path,
     defects: &Path,
@@ -107,8 +109,20 @@ pub fn fine_tune(
 ) -> Result<TrainSummary> {
     std::fs::create_dir_all(out).map_err(|e| crate::TrainerError::io(out, e))?;
     let records = out.join(RECORDS_FILE);
-    let count = write_diagnostic_records(defects, &records)?;
-    tracing::info!("{count} diagnostic records from {}", defects.display());
+    let (count, rendering) = write_diagnostic_records(defects, &records)?;
+    if config.readout == Readout::Options && rendering != Rendering::Compact {
+        return Err(crate::TrainerError::settings(
+            "the diagnostic model",
+            format!(
+                "the option readout scores the label lines that end a compact case; {} holds {} cases (make them with `simforge defects --rendering compact`)",
+                defects.display(),
+                rendering.name()
+            ),
+        ));
+    }
+    tracing::info!("{count} diagnostic records ({} cases) from {}", rendering.name(), defects.display());
     let job = TrainJob { objective: Objective::Sft, data: &records, init, out, config, device: device.clone(), resume };
-    train(&job, progress)
+    let summary = train(&job, progress)?;
+    CaseFormat { rendering }.write(&out.join(FINAL_MODEL))?;
+    Ok(summary)
 }
