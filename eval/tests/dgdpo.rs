@@ -248,7 +248,9 @@ fn compact_cases_are_asked_as_they_were_written() {
     let model = dir.path().join("model");
     std::fs::create_dir_all(&model).expect("model dir");
     CaseFormat { rendering: Rendering::Compact }.write(&model).expect("case format");
-    let missing = open_diagnoser(&AgentSpec::Local(model), &[], &EndpointSettings::default(), &device()).err().expect("no items");
+    let Err(missing) = open_diagnoser(&AgentSpec::Local(model), &[], &EndpointSettings::default(), &device()) else {
+        panic!("a compact model without items opened")
+    };
     assert!(missing.to_string().contains("give --data"), "{missing}");
 
     // Defect fine-tuning under the option readout from a base that has one (as the reading
@@ -270,7 +272,7 @@ fn compact_cases_are_asked_as_they_were_written() {
         ..TrainConfig::default()
     };
     let run = dir.path().join("diagnostic");
-    let usermirrorer = fine_tune(&init, &w.defects.join(DEFECTS_FILE), &run, &config, &device(), false, &mut |_, _| {}).err().expect("not compact");
+    let usermirrorer = fine_tune(&init, &w.defects.join(DEFECTS_FILE), &run, &config, &device(), false, &mut |_, _| {}).expect_err("not compact");
     assert!(usermirrorer.to_string().contains("--rendering compact"), "{usermirrorer}");
     fine_tune(&init, &file, &run, &config, &device(), false, &mut |_, _| {}).expect("fine-tune");
     assert_eq!(CaseFormat::read(&run.join(FINAL_MODEL)).expect("case format"), Some(CaseFormat { rendering: Rendering::Compact }));
