@@ -11,7 +11,7 @@ use simforge_data::diagnosis::DiscrepancyCase;
 use simforge_data::tables::{Dataset, Split};
 use simforge_trainer::agent::{AgentSpec, EndpointSettings};
 use simforge_trainer::burn::tensor::Device;
-use simforge_trainer::train::{StepMetrics, FINAL_MODEL, METRICS_FILE};
+use simforge_trainer::train::{checkpoints, examples_per_step, StepMetrics, FINAL_MODEL, METRICS_FILE};
 
 use crate::alignment::{evaluate_alignment, AlignmentConfig, AlignmentMode, AlignmentScene};
 use crate::diagnosis::{diagnose_all, diagnosis_scores, open_diagnoser, RuleDiagnoser};
@@ -56,24 +56,16 @@ pub struct Curve {
 }
 
 /// The models of run folder `run`, in step order: each `checkpoint-<step>/` and the final
-/// `model/` (its step the last in `metrics.jsonl`), with the examples per step (batch size ×
-/// gradient accumulation, from a checkpoint's trainer state).
-fn run_models(run: &Path) -> Result<(Vec<(usize, PathBuf)>, usize)> {
-    let entries = std::fs::read_dir(run).map_err(|e| simforge_data::DataError::io(run, e))?;
-    let mut models: Vec<(usize, PathBuf)> =
-        entries.filter_map(|e| e.ok()).filter_map(|e| Some((e.file_name().to_str()?.strip_prefix("checkpoint-")?.parse().ok()?, e.path()))).collect();
-    models.sort();
+/// `model/` (its step the last of `metrics`), with the examples per step.
+fn run_models(run: &Path, metrics: &[StepMetrics]) -> Result<(Vec<(usize, PathBuf)>, usize)> {
+    let mut models = checkpoints(run)?;
     let Some((_, newest)) = models.last() else {
         return Err(EvalError::settings("the learning curve", format!("{} has no checkpoint-<step>/ folders; train with --save-every N", run.display())));
     };
-    let state_file = newest.join("trainer_state").join("state.json");
-    let state: serde_json::Value = simforge_data::fsutil::read_json(&state_file)?;
-    let per_step = state["config"]["batch_size"].as_u64().zip(state["config"]["grad_accum"].as_u64()).map(|(b, g)| (b * g) as usize);
-    let per_step = per_step
-        .ok_or_else(|| EvalError::settings("the learning curve", format!("{} names no config.batch_size and config.grad_accum", state_file.display())))?;
+    let per_step = examples_per_step(newest)?;
     let final_model = run.join(FINAL_MODEL);
     if final_model.join("config.json").is_file() {
-        if let Some(last) = read_metrics(run)?.last().filter(|m| models.iter().all(|(step, _)| *step < m.step)) {
+        if let Some(last) = metrics.last().filter(|m| models.iter().all(|(step, _)| *step < m.step)) {
             models.push((last.step, final_model));
         }
     }
@@ -94,13 +86,12 @@ fn read_metrics(run: &Path) -> Result<Vec<StepMetrics>> {
 /// training run `run` on `task`. `dataset` names the items of the cases or scenes (needed by
 /// the rule diagnoser, compact cases and the oracle-based measures).
 pub fn learning_curve(run: &Path, init: Option<&Path>, task: &CurveTask, dataset: Option<(&Path, &Dataset)>, device: &Device) -> Result<Curve> {
-    let (mut models, per_step) = run_models(run)?;
+    let metrics = read_metrics(run)?;
+    let (mut models, per_step) = run_models(run, &metrics)?;
     if let Some(init) = init {
         models.insert(0, (0, init.to_path_buf()));
     }
-    let minutes_at =
-        |step: usize, metrics: &[StepMetrics]| metrics.iter().find(|m| m.step == step).map_or(0.0, |m| m.tokens as f64 / m.tokens_per_s.max(1e-9) / 60.0);
-    let metrics = read_metrics(run)?;
+    let minutes_at = |step: usize| metrics.iter().find(|m| m.step == step).map_or(0.0, |m| m.tokens as f64 / m.tokens_per_s.max(1e-9) / 60.0);
     let items = dataset.map_or(&[][..], |(_, d)| d.items.as_slice());
     let (name, held_out, levels) = match task {
         CurveTask::Diagnosis { cases, truth } => {
@@ -134,7 +125,7 @@ pub fn learning_curve(run: &Path, init: Option<&Path>, task: &CurveTask, dataset
         };
         let standard_error = (accuracy * (1.0 - accuracy) / held_out as f64).sqrt();
         tracing::info!("step {step}: accuracy {accuracy:.3} ± {standard_error:.3}");
-        points.push(CurvePoint { step, examples: step * per_step, minutes: minutes_at(step, &metrics), accuracy, standard_error, model: dir });
+        points.push(CurvePoint { step, examples: step * per_step, minutes: minutes_at(step), accuracy, standard_error, model: dir });
     }
     Ok(Curve { run: run.to_path_buf(), task: name.to_owned(), held_out, levels, points })
 }

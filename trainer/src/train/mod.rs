@@ -493,15 +493,25 @@ fn read_state(dir: &Path) -> Result<TrainerState> {
     Ok(simforge_data::fsutil::read_json(&dir.join(STATE_DIR).join("state.json"))?)
 }
 
-pub(crate) fn checkpoints(out: &Path) -> Result<Vec<(usize, PathBuf)>> {
+/// The `checkpoint-<step>/` folders of a run's output folder, in step order.
+pub fn checkpoints(out: &Path) -> Result<Vec<(usize, PathBuf)>> {
     let entries = std::fs::read_dir(out).map_err(|e| TrainerError::io(out, e))?;
-    Ok(entries
+    let mut found: Vec<(usize, PathBuf)> = entries
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let step = e.file_name().to_str()?.strip_prefix("checkpoint-")?.parse().ok()?;
             Some((step, e.path()))
         })
-        .collect())
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
+/// Training examples one optimizer step of the run that wrote `checkpoint` took (batch size ×
+/// gradient accumulation).
+pub fn examples_per_step(checkpoint: &Path) -> Result<usize> {
+    let config = read_state(checkpoint)?.config;
+    Ok(config.batch_size * config.grad_accum)
 }
 
 /// The newest complete checkpoint (folders appear only once complete).
