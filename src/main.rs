@@ -7,6 +7,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+// burn's CPU backend allocates and frees a buffer for every tensor operation; glibc's allocator
+// often hands the large ones back to the kernel (page faults, zeroing: a third of a training
+// step in `perf`). mimalloc reuses them (BENCHMARKS.md, "CPU speed").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     tracing_subscriber::fmt()

@@ -122,15 +122,16 @@ impl DiscrepancyCase {
 
 /// The user message asking for a diagnosis of `case` (a [`DiscrepancyCase`] rendered in
 /// `rendering`). The compact one has no instructions (a small model's tokenizer spells
-/// unfamiliar prose out letter by letter) and ends with the lettered labels, one per line, each
-/// quoting the real choice's categories: the option readout scores the end of each label's line
-/// as it scores a scene's options, and there, as in a scene, the line's categories sit next to
-/// the score that must be matched against the profile (without them, a tiny model stays at
-/// chance on the same budget: BENCHMARKS.md).
+/// unfamiliar prose out letter by letter) and ends with one line per label: the real choice's
+/// categories, then the label (`[A] Drama, Crime: Inaccurate`). The option readout scores the
+/// end of each line as it scores a scene's options; the categories there are what must be
+/// matched against the profile (without them a tiny model stays at chance on the same budget),
+/// and the label last puts the score on the label's own tokens, which the three lines do not
+/// share (BENCHMARKS.md).
 pub fn diagnosis_prompt(case: &str, rendering: Rendering) -> String {
     if rendering == Rendering::Compact {
         let real = case.rsplit_once("Real choice: [").and_then(|(_, line)| line.split_once("] ")).map_or("", |(_, categories)| categories);
-        let labels: Vec<String> = DefectKind::ALL.iter().map(|k| format!("[{}] {}: {real}", letter(k.index()), k.title())).collect();
+        let labels: Vec<String> = DefectKind::ALL.iter().map(|k| format!("[{}] {real}: {}", letter(k.index()), k.title())).collect();
         return format!("{case}\nDiagnosis:\n{}", labels.join("\n"));
     }
     format!(
@@ -252,7 +253,7 @@ mod tests {
         );
         let prompt = diagnosis_prompt(&text, Rendering::Compact);
         assert!(
-            prompt.ends_with("Real choice: [B] Crime, Drama\nDiagnosis:\n[A] Inaccurate: Crime, Drama\n[B] Incomplete: Crime, Drama\n[C] Both: Crime, Drama"),
+            prompt.ends_with("Real choice: [B] Crime, Drama\nDiagnosis:\n[A] Crime, Drama: Inaccurate\n[B] Crime, Drama: Incomplete\n[C] Crime, Drama: Both"),
             "{prompt}"
         );
         assert_eq!(crate::scenes::option_line_ends(&prompt, 3).map(|e| e[2]), Some(prompt.len()), "the labels are the readout's options");
