@@ -4,12 +4,11 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use simforge_data::parquet_io::{self as pq, Table};
 
 mod common;
-use common::{fails_with, http, model_with_tokenizer, ok_json, s, simforge, start_serve};
+use common::{binary, fails_with, http, model_with_tokenizer, ok_json, s, simforge, start_serve};
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
@@ -162,7 +161,7 @@ fn model_folders_that_would_give_nan_or_leave_their_folder_are_refused() {
     // `runs/tiny` next to a `runs/` folder is a mistyped path, never a download.
     let cwd = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir(cwd.path().join("runs")).expect("mkdir");
-    let out = Command::new(env!("CARGO_BIN_EXE_simforge"))
+    let out = binary()
         .args(["lm", "logits", "--model", "runs/tiny", "--ids", "1"])
         .current_dir(cwd.path())
         .env("HF_ENDPOINT", "http://127.0.0.1:9")
@@ -306,15 +305,10 @@ fn a_sasrec_run_killed_mid_way_resumes_to_the_uninterrupted_model() {
 /// `mid_way(killed)` holds, and run again there with `--resume`. Returns both folders.
 fn run_killed_and_resumed(dir: &Path, args: &dyn Fn(&Path) -> Vec<String>, mid_way: &dyn Fn(&Path) -> bool) -> (PathBuf, PathBuf) {
     let whole = dir.join("whole");
-    let run = Command::new(env!("CARGO_BIN_EXE_simforge")).args(args(&whole)).env("SIMFORGE_LOG", "warn").output().expect("run");
+    let run = binary().args(args(&whole)).output().expect("run");
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let killed = dir.join("killed");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_simforge"))
-        .args(args(&killed))
-        .env("SIMFORGE_LOG", "warn")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let mut child = binary().args(args(&killed)).stderr(std::process::Stdio::null()).spawn().expect("spawn");
     while !mid_way(&killed) && child.try_wait().expect("wait").is_none() {
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
@@ -325,7 +319,7 @@ fn run_killed_and_resumed(dir: &Path, args: &dyn Fn(&Path) -> Vec<String>, mid_w
     assert!(!killed.join("model").exists(), "no final model from a killed run");
     let mut resume = args(&killed);
     resume.push("--resume".into());
-    let resumed = Command::new(env!("CARGO_BIN_EXE_simforge")).args(&resume).env("SIMFORGE_LOG", "warn").output().expect("resume");
+    let resumed = binary().args(&resume).output().expect("resume");
     assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
     (whole, killed)
 }

@@ -8,6 +8,7 @@ pub mod diagnosis;
 pub mod error;
 pub mod fetch;
 pub mod fsutil;
+pub mod journal;
 pub mod manifest;
 pub mod parquet_io;
 pub mod prep;

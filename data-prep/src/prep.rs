@@ -10,7 +10,7 @@ use crate::fsutil::sha256_file;
 use crate::parquet_io as pq;
 use crate::profile::Profile;
 use crate::sources::synthetic::{self, Truth, WorldConfig, WorldSpec};
-use crate::sources::{amazon, detect, movielens, recbole, sasrec, Format, ReadOptions, SourceData};
+use crate::sources::{amazon, detect, movielens, recbole, sasrec, Format, RatingScale, ReadOptions, SourceData};
 use crate::tables::{sorted_by_user_and_time, Dataset, Interaction, Stats};
 
 /// The ground-truth profiles of the synthetic world, beside its tables.
@@ -33,6 +33,9 @@ pub struct PrepConfig {
     /// Skip malformed lines, counting them in `stats.json`, instead of stopping at the first.
     #[serde(default)]
     pub skip_invalid: bool,
+    /// The scale of a RecBole file's ratings when they are not 0–5 stars, as `LOW:HIGH`
+    /// (such as `1:10`): they are mapped linearly onto 1–5 stars.
+    pub rating_scale: Option<RatingScale>,
     /// Seed of the synthetic world (other formats use none).
     pub seed: Option<u64>,
     /// Synthetic world parameters written inline in a recipe (instead of `input`).
@@ -48,11 +51,14 @@ pub fn prep(config: &PrepConfig, out: &Path) -> Result<Stats> {
     };
     let input = || config.input.clone().ok_or_else(|| DataError::config("prep", format!("--input is required for format {}", format.name())));
     let options = ReadOptions { skip_invalid: config.skip_invalid };
+    if config.rating_scale.is_some() && format != Format::Recbole {
+        return Err(DataError::config("prep", format!("--rating-scale applies to RecBole files; {} ratings are 0–5 stars", format.name())));
+    }
     let mut truth = Vec::new();
     let mut world_spec = None;
     let source = match format {
         Format::Movielens => movielens::read(&input()?, options)?,
-        Format::Recbole => recbole::read(&input()?, options)?,
+        Format::Recbole => recbole::read(&input()?, options, config.rating_scale)?,
         Format::Amazon => amazon::read(&input()?, options)?,
         Format::Sasrec => sasrec::read(&input()?, options)?,
         Format::Synthetic => {

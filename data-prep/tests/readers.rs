@@ -103,6 +103,32 @@ fn recbole_headers_are_typed_and_required() {
 }
 
 #[test]
+fn recbole_ratings_off_the_star_scale_need_their_scale() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "jokes.inter", b"user_id:token\titem_id:token\trating:float\n1\ta\t-10\n1\tb\t10\n2\ta\t2.5\n");
+    let err = run(dir.path(), None, false).expect_err("-10 is not stars").to_string();
+    assert!(err.contains("jokes.inter:2") && err.contains("--rating-scale"), "{err}");
+
+    let with_scale = |scale: &str| {
+        let out = tempfile::tempdir().expect("tempdir");
+        let config = PrepConfig { input: Some(dir.path().to_path_buf()), rating_scale: Some(scale.parse().expect("scale")), ..PrepConfig::default() };
+        prep(&config, out.path()).and_then(|_| Dataset::load(out.path()))
+    };
+    let d = with_scale("-10:10").expect("mapped");
+    let stars: Vec<Option<f32>> = d.interactions.iter().map(|x| x.rating).collect();
+    assert_eq!(stars, [Some(1.0), Some(5.0), Some(3.5)]);
+    let err = with_scale("0:10").expect_err("-10 is outside 0:10").to_string();
+    assert!(err.contains("jokes.inter:2") && err.contains("between 0 and 10"), "{err}");
+    assert!("10:1".parse::<simforge_data::sources::RatingScale>().is_err() && "nan:1".parse::<simforge_data::sources::RatingScale>().is_err());
+
+    let ml = tempfile::tempdir().expect("tempdir");
+    write(ml.path(), "u.data", b"1\t1\t4\t881250950\n");
+    let config = PrepConfig { input: Some(ml.path().to_path_buf()), rating_scale: Some("1:10".parse().expect("scale")), ..PrepConfig::default() };
+    let err = prep(&config, &ml.path().join("out")).expect_err("MovieLens is stars").to_string();
+    assert!(err.contains("applies to RecBole"), "{err}");
+}
+
+#[test]
 fn amazon_2018_and_2023_with_meta_and_gzip() {
     use std::io::Write;
     let dir = tempfile::tempdir().expect("tempdir");

@@ -16,6 +16,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use simforge_data::defects::DefectKind;
 use simforge_data::diagnosis::DiscrepancyCase;
+use simforge_data::journal::Journal;
 use simforge_data::parquet_io as pq;
 use simforge_data::prep::read_truth;
 use simforge_data::profile::Profile;
@@ -231,6 +232,40 @@ struct Version {
     profile: String,
 }
 
+/// What one optimisation step of one method did: the journal's record, from which the loop's
+/// state advances whether the step ran now or in a run that was stopped.
+#[derive(Debug, Serialize, Deserialize)]
+struct StepRecord {
+    method: String,
+    step: usize,
+    /// Users asked (those whose D_opt is this long).
+    asked: usize,
+    rewrites: Vec<Rewrite>,
+}
+
+/// A discrepancy's rewrite: whose (an index into the loop's users), what the diagnoser said,
+/// whether the re-asked simulator then made the real choice, and whether it was kept.
+#[derive(Debug, Serialize, Deserialize)]
+struct Rewrite {
+    user: usize,
+    diagnosis: Option<DefectKind>,
+    fixed: bool,
+    kept: bool,
+    profile: String,
+}
+
+/// The loop's state after its steps so far.
+struct LoopState {
+    profiles: Vec<String>,
+    version_of: Vec<u32>,
+    stats: LoopStats,
+    curve: Vec<Correctness>,
+    next_step: usize,
+}
+
+/// The journal of a DGDPO run in its output folder while it runs.
+pub const PROGRESS_FILE: &str = "dgdpo-progress.jsonl";
+
 /// The parts that play the loop.
 pub struct Parts<'a> {
     pub simulator: &'a mut dyn Simulator,
@@ -293,11 +328,20 @@ impl Loop<'_, '_> {
     }
 
     /// Optimises every profile along D_opt; `diagnose` false is refinement without diagnosis.
-    /// Returns the final profiles, the versions, the stats and the correctness after each step.
-    fn run(&self, parts: &mut Parts, method: Method, diagnose: bool, versions: &mut Vec<Version>) -> Result<(Vec<String>, LoopStats, Vec<Correctness>)> {
-        let mut profiles: Vec<String> = self.users.iter().map(|u| u.initial_profile.clone()).collect();
-        let mut version_of = vec![0u32; self.users.len()];
-        for (u, user) in self.users.iter().enumerate() {
+    /// Steps in `done` (this method's, from a stopped run) are replayed, the rest run and are
+    /// written to `journal`. Returns the final profiles, the stats and the correctness after
+    /// each step, and adds every version to `versions`.
+    fn run(
+        &self,
+        parts: &mut Parts,
+        method: Method,
+        diagnose: bool,
+        done: Vec<StepRecord>,
+        journal: &mut Journal,
+        versions: &mut Vec<Version>,
+    ) -> Result<(Vec<String>, LoopStats, Vec<Correctness>)> {
+        let profiles: Vec<String> = self.users.iter().map(|u| u.initial_profile.clone()).collect();
+        for (user, profile) in self.users.iter().zip(&profiles) {
             versions.push(Version {
                 method,
                 user_id: user.user_id,
@@ -307,77 +351,117 @@ impl Loop<'_, '_> {
                 diagnosis: None,
                 kept: true,
                 reason: "initial profile from D_ini",
-                profile: profiles[u].clone(),
+                profile: profile.clone(),
             });
         }
-        let mut stats = LoopStats::default();
-        let mut curve = vec![mean_correctness(self.users, &profiles)];
+        let curve = vec![mean_correctness(self.users, &profiles)];
+        let mut state = LoopState { version_of: vec![0; profiles.len()], profiles, stats: LoopStats::default(), curve, next_step: 0 };
         let longest = self.users.iter().map(|u| u.optimise.len()).max().unwrap_or(0);
-        for t in 0..longest {
-            let active: Vec<usize> = (0..self.users.len()).filter(|&u| t < self.users[u].optimise.len()).collect();
-            let shown: Vec<(Vec<u32>, usize)> = active.iter().map(|&u| self.step_candidates(u, t)).collect();
-            let asks: Vec<(String, Vec<u32>)> = active.iter().zip(&shown).map(|(&u, (c, _))| (profiles[u].clone(), c.clone())).collect();
-            let chosen = self.choices(parts.simulator, &asks)?;
-            stats.steps += asks.len();
-            // Each discrepancy's case, and whose it is.
-            let (mut cases, mut owners) = (Vec::new(), Vec::new());
-            for ((&u, (candidates, real)), simulated) in active.iter().zip(&shown).zip(chosen) {
-                if simulated != *real {
-                    cases.push(self.case(u, t, &profiles[u], candidates, simulated, *real));
-                    owners.push(u);
-                }
-            }
-            stats.discrepancies += cases.len();
-            let diagnoses: Vec<Option<DefectKind>> = if diagnose {
-                let mut out = Vec::with_capacity(cases.len());
-                for chunk in cases.chunks(self.config.batch_size.max(1)) {
-                    out.extend(parts.diagnoser.diagnose(chunk)?.iter().map(|p| Some(label(p))));
-                }
-                out
-            } else {
-                vec![None; cases.len()]
-            };
-            for d in diagnoses.iter().flatten() {
-                *stats.diagnoses.entry(d.name().to_owned()).or_default() += 1;
-            }
-            let mut rewrites = Vec::with_capacity(cases.len());
-            let treat_asks: Vec<(&DiscrepancyCase, Option<DefectKind>)> = cases.iter().zip(&diagnoses).map(|(c, d)| (c, *d)).collect();
-            for chunk in treat_asks.chunks(self.config.batch_size.max(1)) {
-                rewrites.extend(parts.treatment.treat(chunk)?);
-            }
-            let recheck: Vec<(String, Vec<u32>)> = cases.iter().zip(&rewrites).map(|(c, p)| (p.clone(), c.candidate_items.clone())).collect();
-            let rechosen = self.choices(parts.simulator, &recheck)?;
-            for ((((u, case), rewrite), again), diagnosis) in owners.iter().zip(&cases).zip(rewrites).zip(rechosen).zip(&diagnoses) {
-                let fixed = again == case.real;
-                let kept = fixed || self.config.keep == KeepRule::Always;
-                if kept {
-                    profiles[*u] = rewrite.clone();
-                    stats.rewrites_kept += 1;
-                } else {
-                    stats.rewrites_rejected += 1;
-                }
-                version_of[*u] += 1;
-                let user = &self.users[*u];
-                versions.push(Version {
-                    method,
-                    user_id: user.user_id,
-                    version: version_of[*u],
-                    step: Some(t as u32),
-                    real_item: Some(user.history[user.optimise[t]].item_id),
-                    diagnosis: diagnosis.map(DefectKind::name),
-                    kept,
-                    reason: match (fixed, kept) {
-                        (true, _) => "kept: the rewrite makes the real choice",
-                        (false, true) => "kept although it still misses the real choice (keep = always)",
-                        (false, false) => "rejected: still a discrepancy",
-                    },
-                    profile: rewrite,
-                });
-            }
-            curve.push(mean_correctness(self.users, &profiles));
+        if !done.is_empty() {
+            tracing::info!("{method}: resuming after step {}/{longest}", done.len());
+        }
+        for record in done {
+            self.advance(&mut state, method, record, versions)?;
+        }
+        for t in state.next_step..longest {
+            let record = self.step(parts, method, diagnose, t, &state.profiles)?;
+            journal.append(&record)?;
+            self.advance(&mut state, method, record, versions)?;
+            let stats = &state.stats;
             tracing::info!("{method}: step {}/{longest}, {} discrepancies so far, {} rewrites kept", t + 1, stats.discrepancies, stats.rewrites_kept);
         }
-        Ok((profiles, stats, curve))
+        Ok((state.profiles, state.stats, state.curve))
+    }
+
+    /// Step `t` of `method` from `profiles`: the simulator's choices, each discrepancy
+    /// diagnosed (when `diagnose`), rewritten and re-asked.
+    fn step(&self, parts: &mut Parts, method: Method, diagnose: bool, t: usize, profiles: &[String]) -> Result<StepRecord> {
+        let active: Vec<usize> = (0..self.users.len()).filter(|&u| t < self.users[u].optimise.len()).collect();
+        let shown: Vec<(Vec<u32>, usize)> = active.iter().map(|&u| self.step_candidates(u, t)).collect();
+        let asks: Vec<(String, Vec<u32>)> = active.iter().zip(&shown).map(|(&u, (c, _))| (profiles[u].clone(), c.clone())).collect();
+        let chosen = self.choices(parts.simulator, &asks)?;
+        // Each discrepancy's case, and whose it is.
+        let (mut cases, mut owners) = (Vec::new(), Vec::new());
+        for ((&u, (candidates, real)), simulated) in active.iter().zip(&shown).zip(chosen) {
+            if simulated != *real {
+                cases.push(self.case(u, t, &profiles[u], candidates, simulated, *real));
+                owners.push(u);
+            }
+        }
+        let diagnoses: Vec<Option<DefectKind>> = if diagnose {
+            let mut out = Vec::with_capacity(cases.len());
+            for chunk in cases.chunks(self.config.batch_size.max(1)) {
+                out.extend(parts.diagnoser.diagnose(chunk)?.iter().map(|p| Some(label(p))));
+            }
+            out
+        } else {
+            vec![None; cases.len()]
+        };
+        let mut rewrites = Vec::with_capacity(cases.len());
+        let treat_asks: Vec<(&DiscrepancyCase, Option<DefectKind>)> = cases.iter().zip(&diagnoses).map(|(c, d)| (c, *d)).collect();
+        for chunk in treat_asks.chunks(self.config.batch_size.max(1)) {
+            rewrites.extend(parts.treatment.treat(chunk)?);
+        }
+        let recheck: Vec<(String, Vec<u32>)> = cases.iter().zip(&rewrites).map(|(c, p)| (p.clone(), c.candidate_items.clone())).collect();
+        let rechosen = self.choices(parts.simulator, &recheck)?;
+        let rewrites = owners
+            .into_iter()
+            .zip(&cases)
+            .zip(rewrites)
+            .zip(rechosen)
+            .zip(diagnoses)
+            .map(|((((user, case), profile), again), diagnosis)| {
+                let fixed = again == case.real;
+                Rewrite { user, diagnosis, fixed, kept: fixed || self.config.keep == KeepRule::Always, profile }
+            })
+            .collect();
+        Ok(StepRecord { method: method.name().to_owned(), step: t, asked: asks.len(), rewrites })
+    }
+
+    /// The state after `record`, the next step of `method`, with its versions added.
+    fn advance(&self, state: &mut LoopState, method: Method, record: StepRecord, versions: &mut Vec<Version>) -> Result<()> {
+        let t = record.step;
+        if record.method != method.name() || t != state.next_step || record.rewrites.iter().any(|r| r.user >= self.users.len()) {
+            return Err(EvalError::settings(
+                PROGRESS_FILE,
+                format!("expected step {} of {method}, found step {t} of {}; remove the file to start over", state.next_step, record.method),
+            ));
+        }
+        let stats = &mut state.stats;
+        stats.steps += record.asked;
+        stats.discrepancies += record.rewrites.len();
+        for rewrite in record.rewrites {
+            if let Some(d) = rewrite.diagnosis {
+                *stats.diagnoses.entry(d.name().to_owned()).or_default() += 1;
+            }
+            let u = rewrite.user;
+            if rewrite.kept {
+                state.profiles[u] = rewrite.profile.clone();
+                stats.rewrites_kept += 1;
+            } else {
+                stats.rewrites_rejected += 1;
+            }
+            state.version_of[u] += 1;
+            let user = &self.users[u];
+            versions.push(Version {
+                method,
+                user_id: user.user_id,
+                version: state.version_of[u],
+                step: Some(t as u32),
+                real_item: Some(user.history[user.optimise[t]].item_id),
+                diagnosis: rewrite.diagnosis.map(DefectKind::name),
+                kept: rewrite.kept,
+                reason: match (rewrite.fixed, rewrite.kept) {
+                    (true, _) => "kept: the rewrite makes the real choice",
+                    (false, true) => "kept although it still misses the real choice (keep = always)",
+                    (false, false) => "rejected: still a discrepancy",
+                },
+                profile: rewrite.profile,
+            });
+        }
+        state.curve.push(mean_correctness(self.users, &state.profiles));
+        state.next_step = t + 1;
+        Ok(())
     }
 
     /// Fidelity of each persona on its user's test items, per negative ratio. The negatives of
@@ -500,9 +584,18 @@ pub fn run_dgdpo(
         return Err(EvalError::settings("dgdpo", format!("no user has both a profile in {} and a split in {}", profiles_dir.display(), split_dir.display())));
     }
     let run = Loop { dataset, users: &users, config, seed };
+    // A stopped run of the same settings, parts and users continues after its last step.
+    let key = serde_json::json!({
+        "config": config,
+        "parts": [parts.simulator.name(), parts.diagnoser.name(), parts.treatment.name()],
+        "users": users.iter().map(|u| u.user_id).collect::<Vec<_>>(),
+    });
+    std::fs::create_dir_all(out).map_err(|e| simforge_data::DataError::io(out, e))?;
+    let (mut journal, done) = Journal::open::<StepRecord>(&out.join(PROGRESS_FILE), &key)?;
+    let (done_dgdpo, done_refine): (Vec<_>, Vec<_>) = done.into_iter().partition(|r| r.method == Method::Dgdpo.name());
     let mut versions = Vec::new();
-    let (optimised, dgdpo_stats, dgdpo_curve) = run.run(parts, Method::Dgdpo, true, &mut versions)?;
-    let (refined, refine_stats, refine_curve) = run.run(parts, Method::RefineWithoutDiagnosis, false, &mut versions)?;
+    let (optimised, dgdpo_stats, dgdpo_curve) = run.run(parts, Method::Dgdpo, true, done_dgdpo, &mut journal, &mut versions)?;
+    let (refined, refine_stats, refine_curve) = run.run(parts, Method::RefineWithoutDiagnosis, false, done_refine, &mut journal, &mut versions)?;
 
     let initial: Vec<String> = users.iter().map(|u| u.initial_profile.clone()).collect();
     let with_profiles = |profiles: &[String]| profiles.iter().map(|p| Persona { profile: Some(p.clone()), history: Vec::new() }).collect::<Vec<_>>();
@@ -560,7 +653,6 @@ pub fn run_dgdpo(
             .then(|| [(Method::Dgdpo.name().to_owned(), dgdpo_curve), (Method::RefineWithoutDiagnosis.name().to_owned(), refine_curve)].into()),
         config: config.clone(),
     };
-    std::fs::create_dir_all(out).map_err(|e| simforge_data::DataError::io(out, e))?;
     write_versions(&out.join(HISTORY_FILE), &versions)?;
     simforge_data::fsutil::write_text(&out.join("precision.svg"), &report.precision_plot())?;
     if let Some(svg) = report.correctness_plot() {
@@ -568,6 +660,7 @@ pub fn run_dgdpo(
     }
     simforge_data::fsutil::write_json(&out.join("report.json"), &report)?;
     simforge_data::fsutil::write_text(&out.join("report.md"), &report.markdown())?;
+    journal.finish()?;
     Ok(report)
 }
 

@@ -16,10 +16,10 @@ use simforge_data::sources::Format;
 use simforge_data::split::{split, SplitConfig};
 use simforge_data::tables::{Dataset, Split};
 use simforge_eval::curve::{learning_curve, CurveTask};
-use simforge_eval::dgdpo::{run_dgdpo, DgdpoConfig, KeepRule, Parts, HISTORY_FILE};
+use simforge_eval::dgdpo::{run_dgdpo, DgdpoConfig, KeepRule, Parts, HISTORY_FILE, PROGRESS_FILE};
 use simforge_eval::diagnosis::{open_diagnoser, read_defect_cases, Diagnoser, LmDiagnoser, RuleDiagnoser};
 use simforge_eval::llm::{open_llm, LetterAsk, Llm, LocalLlm, WriteAsk};
-use simforge_eval::simulator::{LmSimulator, RuleSimulator};
+use simforge_eval::simulator::{LmSimulator, Persona, RuleSimulator, Simulator};
 use simforge_eval::treatment::{LlmTreatment, RuleTreatment};
 use simforge_trainer::agent::{AgentSpec, EndpointSettings};
 use simforge_trainer::burn::tensor::Device;
@@ -131,6 +131,77 @@ fn the_rule_loop_keeps_only_fixing_rewrites_measures_every_method_and_is_determi
     }
     let always = rule_run(&w, &dataset, &DgdpoConfig { keep: KeepRule::Always, ..config.clone() }, &dir.path().join("c"));
     assert_eq!(always["optimisation"]["dgdpo"]["rewrites_rejected"], 0);
+}
+
+/// The rule simulator behind an endpoint that goes down after `calls_left` batches.
+struct FailingSimulator<'a> {
+    inner: RuleSimulator<'a>,
+    calls_left: usize,
+    calls: usize,
+}
+
+impl Simulator for FailingSimulator<'_> {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+
+    fn choose(&mut self, asks: &[(&Persona, &[u32])]) -> simforge_eval::Result<Vec<Vec<f32>>> {
+        self.calls += 1;
+        if self.calls > self.calls_left {
+            return Err(simforge_eval::EvalError::settings("simulator", "the endpoint went away"));
+        }
+        self.inner.choose(asks)
+    }
+
+    fn pick(&mut self, asks: &[(&Persona, u32)]) -> simforge_eval::Result<Vec<f32>> {
+        self.inner.pick(asks)
+    }
+}
+
+#[test]
+fn a_stopped_run_continues_after_its_last_step_to_the_uninterrupted_result() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let w = world(dir.path());
+    let dataset = Dataset::load(&w.data).expect("dataset");
+    let items = dataset.items.as_slice();
+    let config = DgdpoConfig { seed: Some(5), batch_size: 16, ..DgdpoConfig::default() };
+    let whole = dir.path().join("whole");
+    rule_run(&w, &dataset, &config, &whole);
+
+    let run = |out: &Path, calls_left: usize| {
+        let mut simulator = FailingSimulator { inner: RuleSimulator { items }, calls_left, calls: 0 };
+        let (mut diagnoser, mut treatment) = (RuleDiagnoser { items }, RuleTreatment { items });
+        let mut parts = Parts { simulator: &mut simulator, diagnoser: &mut diagnoser, treatment: &mut treatment };
+        let result = run_dgdpo(&w.data, &dataset, &w.split, &w.profiles, &mut parts, &config, out);
+        (result, simulator.calls)
+    };
+    let stopped = dir.path().join("stopped");
+    let (result, _) = run(&stopped, 9);
+    assert!(result.expect_err("the endpoint went away").to_string().contains("went away"));
+    let journal = std::fs::read_to_string(stopped.join(PROGRESS_FILE)).expect("the journal of a stopped run stays");
+    let steps_done = journal.lines().count() - 1;
+    assert!(steps_done >= 1, "{journal}");
+    // A kill while a step was being written leaves a torn line: it is dropped.
+    std::fs::write(stopped.join(PROGRESS_FILE), format!("{journal}{{\"method\":\"dgd")).expect("torn line");
+
+    let (result, calls) = run(&stopped, usize::MAX);
+    result.expect("resumed");
+    let (_, all_calls) = run(&dir.path().join("again"), usize::MAX);
+    assert!(calls < all_calls, "the resumed run asked {calls} batches, a whole run {all_calls}: the finished steps were not redone");
+    for file in ["report.json", HISTORY_FILE] {
+        assert!(std::fs::read(whole.join(file)).expect("whole") == std::fs::read(stopped.join(file)).expect("resumed"), "{file} differs after resuming");
+    }
+    assert!(!stopped.join(PROGRESS_FILE).exists(), "a finished run removes its journal");
+
+    // Other settings into the same folder start over instead of mixing two runs.
+    let (result, _) = run(&stopped, 9);
+    assert!(result.is_err());
+    let other = DgdpoConfig { keep: KeepRule::Always, ..config.clone() };
+    let mut simulator = RuleSimulator { items };
+    let (mut diagnoser, mut treatment) = (RuleDiagnoser { items }, RuleTreatment { items });
+    let mut parts = Parts { simulator: &mut simulator, diagnoser: &mut diagnoser, treatment: &mut treatment };
+    let report = run_dgdpo(&w.data, &dataset, &w.split, &w.profiles, &mut parts, &other, &stopped).expect("fresh run");
+    assert_eq!(report.optimisation["dgdpo"].rewrites_rejected, 0, "keep = always from its first step");
 }
 
 /// A tiny Qwen3 trained on the diagnostic records of `defects` for `steps` steps.

@@ -11,7 +11,7 @@ use simforge_data::defects::DefectsConfig;
 use simforge_data::prep::PrepConfig;
 use simforge_data::profiles::ProfilesConfig;
 use simforge_data::scenes::{ExposureSource, Rendering, ScenesConfig};
-use simforge_data::sources::Format;
+use simforge_data::sources::{Format, RatingScale};
 use simforge_data::split::SplitConfig;
 use simforge_data::{corpus, defects, fetch, prep, profiles, scenes, split};
 
@@ -48,6 +48,10 @@ pub struct PrepFlags {
     /// Skip malformed lines, counting them in `stats.json`, instead of stopping at the first.
     #[arg(long)]
     pub skip_invalid: bool,
+    /// The scale of a RecBole file's ratings when they are not 0–5 stars, as LOW:HIGH (such as
+    /// 1:10); they are mapped linearly onto 1–5 stars.
+    #[arg(long, value_parser = parse::<RatingScale>)]
+    pub rating_scale: Option<RatingScale>,
     /// Seed of the synthetic world (other formats use none).
     #[arg(long)]
     pub seed: Option<u64>,

@@ -43,7 +43,8 @@ pub enum EvalCommand {
     /// DGDPO: optimise every user's profile along D_opt (simulate, diagnose discrepancies,
     /// treat, re-check), then measure precision/recall/F1/accuracy on the held-out items (m =
     /// 1, 3, 9 negatives per item) against the static profile, refinement without diagnosis
-    /// and the raw history; profile_history.parquet keeps every profile version.
+    /// and the raw history; profile_history.parquet keeps every profile version. A stopped
+    /// run, started again with the same flags and --out, continues after its last whole step.
     #[command(
         after_help = "Examples:\n  simforge eval dgdpo --data checkpoints/quickstart/prep --split checkpoints/quickstart/split --profiles checkpoints/quickstart/profiles --diagnoser checkpoints/quickstart/diagnostic/model --out reports/dgdpo\n  simforge eval dgdpo --data data/ml-100k --split data/ml-100k-split --profiles data/ml-100k-profiles --simulator rule --diagnoser rule --treatment rule --max-users 200 --out reports/dgdpo-rule\n  simforge eval dgdpo --data data/ml-1m --split s --profiles p --simulator openai:Qwen/Qwen3-8B@http://127.0.0.1:8000/v1 --diagnoser runs/diagnostic/model --treatment openai:Qwen/Qwen3-32B@http://127.0.0.1:8001/v1 --device wgpu --out reports/dgdpo-ml1m"
     )]

@@ -157,7 +157,7 @@ impl Stage {
     /// Whether a stopped run keeps its partial folder and continues (training checkpoints,
     /// distillation parts).
     pub fn resumable(&self) -> bool {
-        matches!(self, Stage::Sasrec(_) | Stage::Train { .. } | Stage::Distill { .. } | Stage::Diagnostic { .. })
+        matches!(self, Stage::Sasrec(_) | Stage::Train { .. } | Stage::Distill { .. } | Stage::Diagnostic { .. } | Stage::Dgdpo { .. })
     }
 }
 

@@ -24,7 +24,8 @@ pub struct RunSection {
     /// Seed for every stage that does not set its own.
     #[serde(default)]
     pub seed: u64,
-    /// Root folder of runs, relative to the working directory (default `checkpoints`).
+    /// Root folder of runs, relative to the recipe's folder (default `checkpoints` in the working
+    /// directory, as is `--out`).
     pub out: Option<PathBuf>,
     /// Where models run: cpu, wgpu[:N] or cuda[:N].
     #[serde(default)]

@@ -8,13 +8,28 @@ use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
 
+/// The binary, quiet, on one core. The test runner runs two tests at once on CI's two cores,
+/// and two processes whose thread pools each spin on both cores slow each other down several
+/// times over (tests/cli.rs took 811 s so, 493 s with one core each). A test file that runs
+/// alone gives its runs every core (`RAYON_NUM_THREADS=0`).
+pub fn binary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_simforge"));
+    command.env("SIMFORGE_LOG", "warn").env("RAYON_NUM_THREADS", "1");
+    command
+}
+
 pub fn simforge(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_simforge")).args(args).env("SIMFORGE_LOG", "warn").output().expect("run simforge")
+    binary().args(args).output().expect("run simforge")
 }
 
 pub fn ok_json(args: &[&str]) -> Value {
-    let out = simforge(args);
-    assert!(out.status.success(), "simforge {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    json_of(binary().args(args))
+}
+
+/// What `command` prints on stdout, which must be JSON, once it has succeeded.
+pub fn json_of(command: &mut Command) -> Value {
+    let out = command.output().expect("run simforge");
+    assert!(out.status.success(), "{command:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("JSON on stdout")
 }
 
@@ -76,10 +91,9 @@ impl Drop for Server {
 
 /// `simforge serve` on a free port of 127.0.0.1 as the model `sim`.
 pub fn start_serve(model: &Path, extra: &[&str]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_simforge"))
+    let mut child = binary()
         .args(["serve", "--model", s(model), "--served-model-name", "sim", "--port", "0"])
         .args(extra)
-        .env("SIMFORGE_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()
         .expect("start serve");
@@ -87,4 +101,23 @@ pub fn start_serve(model: &Path, extra: &[&str]) -> Server {
     BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("the address line");
     let addr = line.trim().rsplit("http://").next().and_then(|a| a.strip_suffix("/v1")).unwrap_or_else(|| panic!("{line}")).to_owned();
     Server { child, addr }
+}
+
+/// Balanced classes, users in one split only, and every case a real discrepancy.
+pub fn check_defects(path: &Path, per_class: usize) {
+    let t = simforge_data::parquet_io::Table::read(path).expect("defects");
+    let labels = t.strings("label").expect("label");
+    for kind in ["inaccurate", "incomplete", "both"] {
+        assert_eq!(labels.iter().filter(|l| *l == kind).count(), per_class, "{kind}");
+    }
+    let (users, splits) = (t.u32s("user_id").expect("user"), t.strings("split").expect("split"));
+    let mut split_of = std::collections::HashMap::new();
+    for (u, sp) in users.iter().zip(&splits) {
+        assert_eq!(split_of.entry(*u).or_insert(sp.clone()), sp, "user {u} in both splits");
+    }
+    assert!(splits.iter().any(|s| s == "eval") && splits.iter().any(|s| s == "train"));
+    let (sim, real) = (t.u32s("simulated_choice").expect("sim"), t.u32s("real_choice").expect("real"));
+    assert!(sim.iter().zip(&real).all(|(a, b)| a != b));
+    let (profiles, good) = (t.strings("profile").expect("profile"), t.strings("good_profile").expect("good"));
+    assert!(profiles.iter().zip(&good).all(|(p, g)| p != g));
 }

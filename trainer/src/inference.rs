@@ -24,6 +24,26 @@ fn host_rows(t: Tensor<2>) -> Vec<Vec<f32>> {
     values.chunks(width.max(1)).map(<[f32]>::to_vec).collect()
 }
 
+/// The next-token log-probabilities `row` renormalised over `letters` (a letter outside the
+/// distribution's reach floored at 1e-10); None when one of them is not finite.
+fn letter_distribution(row: &[f32], letters: &[u32]) -> Option<Vec<f32>> {
+    let logp: Vec<f64> = letters.iter().map(|&l| f64::from(row[l as usize])).collect();
+    if logp.iter().any(|x| x.is_nan() || *x == f64::INFINITY) {
+        return None;
+    }
+    let p: Vec<f64> = logp.iter().map(|x| x.exp().max(1e-10)).collect();
+    let total: f64 = p.iter().sum();
+    Some(p.iter().map(|x| (x / total) as f32).collect())
+}
+
+fn non_finite_scores(prompt: usize) -> crate::TrainerError {
+    crate::TrainerError::Diverged {
+        message: format!(
+            "the model's scores for prompt {prompt} (0-based) are not finite: its weights or activations overflow, so it has no answer distribution"
+        ),
+    }
+}
+
 /// The vocabulary logits of the last position of left-padded hidden states [batch, seq,
 /// hidden]: [batch, vocab].
 fn last_position_logits(model: &Qwen3ForCausalLM, hidden: Tensor<3>) -> Tensor<2> {
@@ -48,22 +68,22 @@ impl LanguageModel {
 
     /// For prompts ending in `Behavior: [`, the probability of each option letter as the next
     /// token, renormalised over the letters: one forward pass per few prompts of similar length.
-    pub fn option_probabilities(&self, prompts: &[Vec<u32>], letters: &[u32]) -> Vec<Vec<f32>> {
+    /// A prompt whose letters' log-probabilities are not finite (a diverged model) is an error
+    /// naming it, never a distribution.
+    pub fn option_probabilities(&self, prompts: &[Vec<u32>], letters: &[u32]) -> crate::Result<Vec<Vec<f32>>> {
         let mut out = vec![Vec::new(); prompts.len()];
         for group in length_groups(prompts, Vec::len, FORWARD_ROWS) {
             let rows: Vec<Vec<u32>> = group.iter().map(|&i| prompts[i].clone()).collect();
             for (&i, row) in group.iter().zip(host_rows(log_softmax(self.last_logits(&rows), 1))) {
-                let p: Vec<f64> = letters.iter().map(|&l| f64::from(row[l as usize]).exp().max(1e-10)).collect();
-                let total: f64 = p.iter().sum();
-                out[i] = p.iter().map(|x| (x / total) as f32).collect();
+                out[i] = letter_distribution(&row, letters).ok_or_else(|| non_finite_scores(i))?;
             }
         }
-        out
+        Ok(out)
     }
 
     /// Under the option readout (the logit of `token_id` at each option line's end): each
     /// prompt's choice distribution, a softmax over its options' scores.
-    pub fn option_readout(&self, prompts: &[OptionPrompt], token_id: u32) -> Vec<Vec<f32>> {
+    pub fn option_readout(&self, prompts: &[OptionPrompt], token_id: u32) -> crate::Result<Vec<Vec<f32>>> {
         let mut out = vec![Vec::new(); prompts.len()];
         // One vocabulary row is projected, so more rows fit a forward pass than for letters.
         for group in length_groups(prompts, |p| p.ids.len(), 4 * FORWARD_ROWS) {
@@ -71,10 +91,10 @@ impl LanguageModel {
             let scores = crate::tensors::host(option_scores(&self.model, &rows, token_id, self.pad_id, self.config.rope_theta));
             let counts: Vec<usize> = group.iter().map(|&i| prompts[i].positions.len()).collect();
             for (&i, p) in group.iter().zip(choice_distributions(&scores, &counts)) {
-                out[i] = p;
+                out[i] = p.ok_or_else(|| non_finite_scores(i))?;
             }
         }
-        out
+        Ok(out)
     }
 
     /// Total log-probability of each continuation given its prompt, batched.
@@ -126,11 +146,18 @@ impl LanguageModel {
     /// prompt is read once and its cache shared by its samples. Each row draws from its own
     /// seeded stream, so the batching does not change what is drawn.
     pub fn generate(&self, prompts: &[Vec<u32>], options: &SamplingOptions, stop: &dyn Fn(&[u32]) -> bool) -> Vec<Vec<Vec<u32>>> {
+        self.generate_watched(prompts, options, &|_, tokens| stop(tokens))
+    }
+
+    /// As [`Self::generate`], with `watch(row, tokens)` called after each token that is not an
+    /// end of sequence (row = prompt × samples + sample): it sees every row grow, which
+    /// streaming needs, and ends the row by returning true.
+    pub fn generate_watched(&self, prompts: &[Vec<u32>], options: &SamplingOptions, watch: &dyn Fn(usize, &[u32]) -> bool) -> Vec<Vec<Vec<u32>>> {
         let samples = options.samples.max(1);
         let mut out = vec![Vec::new(); prompts.len()];
         for group in length_groups(prompts, Vec::len, (GENERATE_ROWS / samples).max(1)) {
             let unique: Vec<Vec<u32>> = group.iter().map(|&p| prompts[p].clone()).collect();
-            let generated = self.generate_group(&group, &unique, options, stop);
+            let generated = self.generate_group(&group, &unique, options, watch);
             for (&p, continuations) in group.iter().zip(generated.chunks(samples)) {
                 out[p] = continuations.to_vec();
             }
@@ -140,7 +167,7 @@ impl LanguageModel {
 
     /// One batch: `prompts` (at indices `ids` of the caller's list) read together, then
     /// `samples` rows of each decoded together.
-    fn generate_group(&self, ids: &[usize], prompts: &[Vec<u32>], options: &SamplingOptions, stop: &dyn Fn(&[u32]) -> bool) -> Vec<Vec<u32>> {
+    fn generate_group(&self, ids: &[usize], prompts: &[Vec<u32>], options: &SamplingOptions, watch: &dyn Fn(usize, &[u32]) -> bool) -> Vec<Vec<u32>> {
         let samples = options.samples.max(1);
         let prefill = Batch::left_padded(prompts, self.pad_id);
         let mut cache = KvCache::new(self.config.num_hidden_layers);
@@ -162,7 +189,7 @@ impl LanguageModel {
                 }
                 let token = options.pick(row, &mut rngs[i]);
                 out[i].push(token);
-                done[i] = options.eos.contains(&token) || stop(&out[i]);
+                done[i] = options.eos.contains(&token) || watch(ids[i / samples] * samples + i % samples, &out[i]);
                 next.push(Some(token));
             }
             if done.iter().all(|d| *d) || step + 1 == options.max_new_tokens {
@@ -233,5 +260,19 @@ impl SamplingOptions {
         }
         let weights: Vec<f64> = probs[..kept].iter().map(|p| p.1).collect();
         probs[rng.weighted(&weights)].0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn letters_renormalise_and_a_non_finite_one_is_refused() {
+        let row = [0.5f32.ln(), 0.25f32.ln(), f32::NEG_INFINITY, f32::NAN];
+        let p = letter_distribution(&row, &[0, 1, 2]).expect("finite");
+        assert!((p[0] - 2.0 / 3.0).abs() < 1e-6 && (p[1] - 1.0 / 3.0).abs() < 1e-6 && p[2] < 1e-9);
+        assert_eq!(letter_distribution(&row, &[0, 3]), None);
+        assert_eq!(letter_distribution(&[f32::INFINITY, 0.0], &[0, 1]), None);
     }
 }

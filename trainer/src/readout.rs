@@ -74,7 +74,7 @@ impl ReadoutModel {
             .iter()
             .map(|&(prompt, count)| option_prompt(&self.tokenizer, &[Message { role: "user".into(), content: prompt.to_owned() }], count))
             .collect::<Result<Vec<_>>>()?;
-        Ok(self.lm.option_readout(&prompts, self.readout.token_id))
+        self.lm.option_readout(&prompts, self.readout.token_id)
     }
 }
 
@@ -119,17 +119,22 @@ pub fn option_scores(model: &Qwen3ForCausalLM, rows: &[(&[u32], &[usize])], toke
     model.token_logit(hidden.reshape([b * t, d]).select(0, at), token_id)
 }
 
-/// Each row's options' scores as a softmax over its options.
-pub fn choice_distributions(scores: &[f32], counts: &[usize]) -> Vec<Vec<f32>> {
+/// Each row's options' scores as a softmax over its options; None for a row with a score that
+/// is not finite (a diverged model), which has no distribution.
+pub fn choice_distributions(scores: &[f32], counts: &[usize]) -> Vec<Option<Vec<f32>>> {
     let mut out = Vec::with_capacity(counts.len());
     let mut at = 0;
     for &k in counts {
         let row = &scores[at..at + k];
         at += k;
+        if row.iter().any(|s| !s.is_finite()) {
+            out.push(None);
+            continue;
+        }
         let top = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let e: Vec<f32> = row.iter().map(|s| (s - top).exp()).collect();
         let total: f32 = e.iter().sum();
-        out.push(e.iter().map(|x| x / total).collect());
+        out.push(Some(e.iter().map(|x| x / total).collect()));
     }
     out
 }
@@ -141,7 +146,15 @@ mod tests {
     #[test]
     fn softmax_rows_follow_their_counts() {
         let d = choice_distributions(&[0.0, 0.0, 1.0, 1.0, 1.0], &[2, 3]);
-        assert_eq!(d[0], vec![0.5, 0.5]);
-        assert!(d[1].iter().all(|p| (p - 1.0 / 3.0).abs() < 1e-6));
+        assert_eq!(d[0], Some(vec![0.5, 0.5]));
+        assert!(d[1].as_ref().is_some_and(|p| p.iter().all(|p| (p - 1.0 / 3.0).abs() < 1e-6)));
+    }
+
+    #[test]
+    fn a_row_with_a_score_that_is_not_finite_has_no_distribution() {
+        let d = choice_distributions(&[0.0, f32::NAN, 1.0, f32::INFINITY, 0.0, 2.0], &[2, 2, 2]);
+        assert_eq!(d[0], None);
+        assert_eq!(d[1], None);
+        assert!(d[2].is_some());
     }
 }

@@ -66,19 +66,8 @@ fn sequential_world(dir: &Path, users: usize, items: u32) -> PathBuf {
     let file = dir.join("walks.txt");
     std::fs::write(&file, text).expect("write walks");
     let data = dir.join("data");
-    prep(
-        &PrepConfig {
-            format: Some(Format::Sasrec),
-            input: Some(file),
-            min_user_interactions: 0,
-            min_item_interactions: 0,
-            skip_invalid: false,
-            seed: None,
-            world: None,
-        },
-        &data,
-    )
-    .expect("prep");
+    prep(&PrepConfig { format: Some(Format::Sasrec), input: Some(file), min_user_interactions: 0, min_item_interactions: 0, ..PrepConfig::default() }, &data)
+        .expect("prep");
     data
 }
 

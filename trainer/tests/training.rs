@@ -360,7 +360,7 @@ fn the_option_readout_learns_to_match_options_with_the_stated_like() {
         let tokenizer = Tokenizer::from_file(&model.join("tokenizer.json")).expect("tokenizer");
         let prompts: Vec<_> =
             held_out.iter().map(|s| option_prompt(&tokenizer, &[Message { role: "user".into(), content: s.0.clone() }], s.2).expect("option lines")).collect();
-        let p = lm.option_readout(&prompts, readout.token_id);
+        let p = lm.option_readout(&prompts, readout.token_id).expect("finite scores");
         p.iter().zip(&held_out).filter(|(p, s)| simforge_data::rng::argmax(p) == s.1).count() as f64 / held_out.len() as f64
     };
     let config = TrainConfig {

@@ -229,8 +229,51 @@ pub fn parse_rating(field: &str) -> Option<f32> {
     field.trim().parse::<f32>().ok().filter(|r| r.is_finite())
 }
 
-/// The star scale of MovieLens (0.5–5 in half stars) and Amazon reviews (1–5).
+/// The star scale of MovieLens (0.5–5 in half stars) and Amazon reviews (1–5), which every
+/// rendering of a rating assumes (`rated 4/5`).
 pub const STAR_SCALE: std::ops::RangeInclusive<f32> = 0.0..=5.0;
+
+/// The scale of a source whose ratings are not stars (RecBole's collection holds 1–10 and
+/// −10–10 datasets), written `LOW:HIGH`: its ratings map linearly onto 1–5 stars.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RatingScale {
+    pub low: f32,
+    pub high: f32,
+}
+
+impl RatingScale {
+    /// `rating` in stars, or None when it lies outside the scale.
+    pub fn to_stars(self, rating: f32) -> Option<f32> {
+        (self.low..=self.high).contains(&rating).then(|| 1.0 + 4.0 * (rating - self.low) / (self.high - self.low))
+    }
+}
+
+impl std::str::FromStr for RatingScale {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        let bounds = text.split_once(':').map(|(low, high)| (parse_rating(low), parse_rating(high)));
+        match bounds {
+            Some((Some(low), Some(high))) if low < high => Ok(Self { low, high }),
+            _ => Err(format!("rating scale `{text}`: expected LOW:HIGH with finite LOW < HIGH, such as 1:10")),
+        }
+    }
+}
+
+impl TryFrom<String> for RatingScale {
+    type Error = String;
+
+    fn try_from(text: String) -> std::result::Result<Self, String> {
+        text.parse()
+    }
+}
+
+impl From<RatingScale> for String {
+    fn from(scale: RatingScale) -> String {
+        format!("{}:{}", scale.low, scale.high)
+    }
+}
 
 /// True for an id field that names something: not empty, not only spaces.
 pub fn is_id(field: &str) -> bool {

@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::{insert_unique, is_id, parse_rating, parse_timestamp, split_title_year, text, LineReader, RawInteraction, ReadOptions, SourceData};
+use super::{
+    insert_unique, is_id, parse_rating, parse_timestamp, split_title_year, text, LineReader, RatingScale, RawInteraction, ReadOptions, SourceData, STAR_SCALE,
+};
 use crate::error::{DataError, Result};
 use crate::tables::{Item, TimeKind, User};
 
@@ -61,7 +63,8 @@ impl Header {
     }
 }
 
-pub fn read(input: &Path, options: ReadOptions) -> Result<SourceData> {
+/// Ratings must be stars (0–5) unless `scale` says what they are; then they map onto 1–5.
+pub fn read(input: &Path, options: ReadOptions, scale: Option<RatingScale>) -> Result<SourceData> {
     let (inter, item, user) =
         files(input).ok_or_else(|| DataError::invalid(input, "no RecBole `.inter` file found (expected NAME.inter with a `field:type` header)"))?;
     let name = inter.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
@@ -72,7 +75,7 @@ pub fn read(input: &Path, options: ReadOptions) -> Result<SourceData> {
     if let Some(path) = user {
         read_users(&mut data, &path, options)?;
     }
-    read_inter(&mut data, &inter, options)?;
+    read_inter(&mut data, &inter, options, scale)?;
     Ok(data)
 }
 
@@ -154,7 +157,7 @@ fn read_users(data: &mut SourceData, path: &Path, options: ReadOptions) -> Resul
     Ok(())
 }
 
-fn read_inter(data: &mut SourceData, path: &Path, options: ReadOptions) -> Result<()> {
+fn read_inter(data: &mut SourceData, path: &Path, options: ReadOptions, scale: Option<RatingScale>) -> Result<()> {
     let mut lines = LineReader::open(path, options)?;
     let header = Header::read(&mut lines)?;
     let user_col = header.require("user_id", path)?;
@@ -175,10 +178,15 @@ fn read_inter(data: &mut SourceData, path: &Path, options: ReadOptions) -> Resul
             continue;
         }
         let rating = match rating_col {
-            Some(c) => match parse_rating(f[c]) {
-                Some(r) => Some(r),
-                None => {
-                    lines.bad("a numeric rating", line.as_str())?;
+            Some(c) => match (parse_rating(f[c]), scale) {
+                (Some(r), None) if STAR_SCALE.contains(&r) => Some(r),
+                (Some(r), Some(scale)) if scale.to_stars(r).is_some() => scale.to_stars(r),
+                (_, None) => {
+                    lines.bad("a rating between 0 and 5 stars (give --rating-scale LOW:HIGH for another scale)", line.as_str())?;
+                    continue;
+                }
+                (_, Some(scale)) => {
+                    lines.bad(format!("a rating between {} and {} (--rating-scale)", scale.low, scale.high), line.as_str())?;
                     continue;
                 }
             },

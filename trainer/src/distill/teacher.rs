@@ -182,7 +182,7 @@ impl LocalTeacher {
 pub fn option_distributions(lm: &LanguageModel, tokenizer: &Tokenizer, prompts: &[Vec<u32>], choices: &[usize]) -> Result<Vec<Vec<f32>>> {
     let letters = tokenizer.option_letters(choices.iter().copied().max().unwrap_or(0))?;
     Ok(lm
-        .option_probabilities(prompts, &letters)
+        .option_probabilities(prompts, &letters)?
         .into_iter()
         .zip(choices)
         .map(|(p, &k)| {

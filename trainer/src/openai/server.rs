@@ -1,16 +1,20 @@
 //! `simforge serve`: a simforge model behind an OpenAI-compatible endpoint
 //! (`GET /v1/models`, `POST /v1/chat/completions` with `n`, `seed`, `logprobs` and
-//! `top_logprobs`, and vLLM's `continue_final_message`), so other tools can use a trained
-//! simulator. Requests are answered one at a time, in arrival order.
+//! `top_logprobs`, `stream` as server-sent events, and vLLM's `continue_final_message`), so
+//! other tools can use a trained simulator. Each worker answers one request at a time; a
+//! streamed answer stops generating when its client disconnects.
 
-use std::io::Read;
+use std::cell::RefCell;
+use std::io::{Read, Write};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tiny_http::{Header, Method, Request, Response};
 
 use super::{
-    AssistantMessage, ChatRequest, ChatResponse, Choice, ChoiceLogprobs, ErrorBody, ErrorDetail, ModelCard, ModelList, TokenLogprob, TopLogprob, Usage,
+    AssistantMessage, ChatChunk, ChatRequest, ChatResponse, Choice, ChoiceLogprobs, ChunkChoice, Delta, ErrorBody, ErrorDetail, ModelCard, ModelList,
+    TokenLogprob, TopLogprob, Usage,
 };
 use crate::error::{Result, TrainerError};
 use crate::inference::{LanguageModel, SamplingOptions};
@@ -88,8 +92,8 @@ impl ServedModel {
         }
     }
 
-    /// Answers one chat-completions request.
-    pub fn complete(&self, request: &ChatRequest, fallback_seed: u64) -> std::result::Result<ChatResponse, String> {
+    /// Checks a chat-completions request and makes its prompt and sampling options.
+    fn prepare(&self, request: &ChatRequest, fallback_seed: u64) -> std::result::Result<Prepared, String> {
         if request.messages.is_empty() {
             return Err("`messages` is empty".into());
         }
@@ -100,6 +104,9 @@ impl ServedModel {
         let top = if request.logprobs { request.top_logprobs.unwrap_or(0) } else { 0 };
         if top > MAX_TOP_LOGPROBS {
             return Err(format!("`top_logprobs` must be at most {MAX_TOP_LOGPROBS}"));
+        }
+        if request.stream && request.logprobs {
+            return Err("`logprobs` are not streamed; ask for them without `stream`".into());
         }
         let temperature = request.temperature.unwrap_or(1.0);
         let top_p = request.top_p.unwrap_or(1.0);
@@ -117,33 +124,89 @@ impl ServedModel {
         }
         let options =
             SamplingOptions { max_new_tokens: max_tokens, temperature, top_p, samples, seed: request.seed.unwrap_or(fallback_seed), eos: self.eos.clone() };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(self.config.request_timeout);
-        let generated = self.lm.generate(std::slice::from_ref(&prompt), &options, &|_| std::time::Instant::now() > deadline).pop().unwrap_or_default();
-        let mut choices = Vec::with_capacity(samples);
+        let deadline = Instant::now() + Duration::from_secs_f64(self.config.request_timeout);
+        Ok(Prepared { prompt, options, top, deadline, id: format!("chatcmpl-{fallback_seed:016x}"), created: unix_time() })
+    }
+
+    /// Answers one chat-completions request.
+    pub fn complete(&self, request: &ChatRequest, fallback_seed: u64) -> std::result::Result<ChatResponse, String> {
+        let Prepared { prompt, options, top, deadline, id, created } = self.prepare(request, fallback_seed)?;
+        let generated = self.lm.generate(std::slice::from_ref(&prompt), &options, &|_| Instant::now() > deadline).pop().unwrap_or_default();
+        let mut choices = Vec::with_capacity(generated.len());
         let mut completion_tokens = 0;
-        for (index, mut tokens) in generated.into_iter().enumerate() {
+        for (index, tokens) in generated.iter().enumerate() {
             completion_tokens += tokens.len();
-            let stopped = tokens.last().is_some_and(|t| self.eos.contains(t));
-            if stopped {
-                tokens.pop();
-            }
-            let content = self.tokenizer.decode(&tokens).map_err(|e| e.to_string())?;
-            let logprobs = request.logprobs.then(|| self.logprobs(&prompt, &tokens, top)).transpose()?;
+            let (tokens, finish_reason) = self.finished(tokens);
+            let content = self.tokenizer.decode(tokens).map_err(|e| e.to_string())?;
+            let logprobs = request.logprobs.then(|| self.logprobs(&prompt, tokens, top)).transpose()?;
             choices.push(Choice {
                 index,
                 message: AssistantMessage { role: "assistant".into(), content: Some(content) },
                 logprobs: logprobs.map(|content| ChoiceLogprobs { content: Some(content) }),
-                finish_reason: Some(if stopped { "stop" } else { "length" }.into()),
+                finish_reason: Some(finish_reason.into()),
             });
         }
-        Ok(ChatResponse {
-            id: format!("chatcmpl-{fallback_seed:016x}"),
-            object: "chat.completion".into(),
-            created: unix_time(),
+        let usage = Usage { prompt_tokens: prompt.len(), completion_tokens, total_tokens: prompt.len() + completion_tokens };
+        Ok(ChatResponse { id, object: "chat.completion".into(), created, model: self.name.clone(), choices, usage: Some(usage) })
+    }
+
+    /// A generated row without its end-of-turn token, and why it ended.
+    fn finished<'t>(&self, tokens: &'t [u32]) -> (&'t [u32], &'static str) {
+        match tokens.split_last() {
+            Some((last, text)) if self.eos.contains(last) => (text, "stop"),
+            _ => (tokens, "length"),
+        }
+    }
+
+    /// Streams the answer to `request` (prepared) into `out` as server-sent events, one chunk
+    /// per token that completes text; generation stops as soon as the client has gone (a
+    /// write fails) or the deadline passes. Returns false when the client went away.
+    fn stream(&self, request: &ChatRequest, prepared: Prepared, out: &mut dyn Write) -> bool {
+        let Prepared { prompt, options, deadline, id, created, .. } = prepared;
+        let chunk = |choices: Vec<ChunkChoice>, usage: Option<Usage>| ChatChunk {
+            id: id.clone(),
+            object: "chat.completion.chunk".into(),
+            created,
             model: self.name.clone(),
             choices,
-            usage: Some(Usage { prompt_tokens: prompt.len(), completion_tokens, total_tokens: prompt.len() + completion_tokens }),
-        })
+            usage,
+        };
+        let delta = |index: usize, content: String, finish_reason: Option<&str>| ChunkChoice {
+            index,
+            delta: Delta { role: None, content: Some(content).filter(|c| !c.is_empty()) },
+            finish_reason: finish_reason.map(str::to_owned),
+        };
+        let sink = RefCell::new(EventSink { out, sent: vec![0; options.samples], gone: false, last_write: Instant::now() });
+        let opening = (0..options.samples)
+            .map(|index| ChunkChoice { index, delta: Delta { role: Some("assistant".into()), content: Some(String::new()) }, finish_reason: None })
+            .collect();
+        sink.borrow_mut().send(&json(&chunk(opening, None)));
+        let generated = self
+            .lm
+            .generate_watched(std::slice::from_ref(&prompt), &options, &|row, tokens| {
+                let mut sink = sink.borrow_mut();
+                match sink.news(&self.tokenizer, row, tokens, false) {
+                    Some(text) => sink.send(&json(&chunk(vec![delta(row, text, None)], None))),
+                    None => sink.keep_alive(),
+                }
+                sink.gone || Instant::now() > deadline
+            })
+            .pop()
+            .unwrap_or_default();
+        let mut sink = sink.into_inner();
+        let mut completion_tokens = 0;
+        for (row, tokens) in generated.iter().enumerate() {
+            completion_tokens += tokens.len();
+            let (tokens, finish_reason) = self.finished(tokens);
+            let rest = sink.news(&self.tokenizer, row, tokens, true).unwrap_or_default();
+            sink.send(&json(&chunk(vec![delta(row, rest, Some(finish_reason))], None)));
+        }
+        if request.stream_options.is_some_and(|o| o.include_usage) {
+            let usage = Usage { prompt_tokens: prompt.len(), completion_tokens, total_tokens: prompt.len() + completion_tokens };
+            sink.send(&json(&chunk(Vec::new(), Some(usage))));
+        }
+        sink.send("[DONE]");
+        sink.end()
     }
 
     fn logprobs(&self, prompt: &[u32], tokens: &[u32], top: usize) -> std::result::Result<Vec<TokenLogprob>, String> {
@@ -158,6 +221,78 @@ impl ServedModel {
             out.push(TokenLogprob { bytes: Some(t.clone().into_bytes()), token: t, logprob: f64::from(logprob), top_logprobs });
         }
         Ok(out)
+    }
+}
+
+/// A request checked and ready to generate.
+struct Prepared {
+    prompt: Vec<u32>,
+    options: SamplingOptions,
+    top: usize,
+    deadline: Instant,
+    id: String,
+    created: u64,
+}
+
+/// The event stream of one answer: HTTP chunks of `data: …` events, and how many tokens of
+/// each choice have been sent as text.
+struct EventSink<'w> {
+    out: &'w mut dyn Write,
+    sent: Vec<usize>,
+    /// A write failed: the client has gone.
+    gone: bool,
+    last_write: Instant,
+}
+
+impl EventSink<'_> {
+    /// The text of choice `row`'s `tokens` not yet sent, now counted as sent. Until the `last`
+    /// call, None while it ends inside a character (a token can hold part of one).
+    fn news(&mut self, tokenizer: &Tokenizer, row: usize, tokens: &[u32], last: bool) -> Option<String> {
+        let sent = self.sent.get_mut(row)?;
+        // Decoded from the last sent token that has text, less that text: what the whole
+        // decoding adds, also where a decoder joins tokens (a word-level one puts spaces
+        // between; a token it cannot name decodes to nothing).
+        let mut anchor = sent.saturating_sub(1);
+        while anchor > 0 && *sent - anchor < 16 && tokenizer.decode(&tokens[anchor..*sent]).ok()?.is_empty() {
+            anchor -= 1;
+        }
+        let text = tokenizer.decode(tokens.get(anchor..)?).ok()?;
+        let before = tokenizer.decode(&tokens[anchor..*sent]).ok()?;
+        let news = text.strip_prefix(before.as_str())?;
+        if news.ends_with(char::REPLACEMENT_CHARACTER) && !last {
+            return None;
+        }
+        *sent = tokens.len();
+        Some(news.to_owned()).filter(|t| !t.is_empty())
+    }
+
+    fn send(&mut self, data: &str) {
+        self.chunk(&format!("data: {data}\n\n"));
+    }
+
+    /// An SSE comment, which clients ignore, when nothing was written for a second: tokens
+    /// without text (or a long prompt) must not hide a client that has gone.
+    fn keep_alive(&mut self) {
+        if self.last_write.elapsed() > Duration::from_secs(1) {
+            self.chunk(":\n\n");
+        }
+    }
+
+    fn chunk(&mut self, event: &str) {
+        self.write(format!("{:x}\r\n{event}\r\n", event.len()).as_bytes());
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        if !self.gone && self.out.write_all(bytes).and_then(|()| self.out.flush()).is_err() {
+            self.gone = true;
+        }
+        self.last_write = Instant::now();
+    }
+
+    /// The last (empty) HTTP chunk; false when the client went away before it.
+    fn end(mut self) -> bool {
+        self.write(b"0\r\n\r\n");
+        !self.gone
     }
 }
 
@@ -217,6 +352,10 @@ fn answer(mut request: Request, model: &ServedModel, served: u64) -> u16 {
                 Ok(_) => match serde_json::from_slice::<ChatRequest>(&body) {
                     Err(e) => error(400, &format!("not a chat-completions request: {e}")),
                     Ok(chat) if chat.model != model.name => error(404, &format!("the model `{}` does not exist; this server has `{}`", chat.model, model.name)),
+                    Ok(chat) if chat.stream => match model.prepare(&chat, served) {
+                        Ok(prepared) => return stream(request, model, &chat, prepared),
+                        Err(message) => error(400, &message),
+                    },
                     Ok(chat) => match model.complete(&chat, served) {
                         Ok(response) => (200, json(&response)),
                         Err(message) => error(400, &message),
@@ -231,6 +370,18 @@ fn answer(mut request: Request, model: &ServedModel, served: u64) -> u16 {
         tracing::warn!("could not answer a request: {e}");
     }
     status
+}
+
+/// Answers a streaming request on the request's own connection: the status and headers, then
+/// the events as HTTP chunks, each flushed as it is made.
+fn stream(request: Request, model: &ServedModel, chat: &ChatRequest, prepared: Prepared) -> u16 {
+    let mut out = request.into_writer();
+    let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n";
+    if out.write_all(head.as_bytes()).and_then(|()| out.flush()).is_err() || !model.stream(chat, prepared, out.as_mut()) {
+        tracing::info!("a streaming client went away; its generation stopped");
+        return 499;
+    }
+    200
 }
 
 fn json<T: Serialize>(value: &T) -> String {
