@@ -8,10 +8,9 @@ use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
 
-/// The binary, quiet, on one core. The test runner runs two tests at once on CI's two cores,
-/// and two processes whose thread pools each spin on both cores slow each other down several
-/// times over (tests/cli.rs took 811 s so, 493 s with one core each). A test file that runs
-/// alone gives its runs every core (`RAYON_NUM_THREADS=0`).
+/// The binary, quiet, on one core: the test runner runs two tests at once on CI's two cores,
+/// and two processes whose thread pools each use both cores only contend for them. A test file
+/// that runs alone gives its runs every core (`RAYON_NUM_THREADS=0`).
 pub fn binary() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_simforge"));
     command.env("SIMFORGE_LOG", "warn").env("RAYON_NUM_THREADS", "1");
